@@ -1,0 +1,3 @@
+from aftersale.cli import main
+
+main()

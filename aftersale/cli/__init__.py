@@ -1,0 +1,56 @@
+"""The ``aftersale`` command. Each concern is a module here, registered in :func:`main`'s group."""
+
+from __future__ import annotations
+
+import click
+
+from aftersale.config import Config, ConfigError
+
+
+class Context:
+    """Lazily built config and runtime, shared by the subcommands of one invocation."""
+
+    def __init__(self):
+        self._config = None
+        self._runtime = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = Config.from_env()
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from exc
+        return self._config
+
+    @property
+    def runtime(self):
+        if self._runtime is None:
+            from aftersale import logs
+            from aftersale.runtime import Runtime, install
+
+            logs.configure(self.config.log_level, self.config.log_format)
+            self._runtime = Runtime(self.config)
+            install(self._runtime)
+        return self._runtime
+
+
+pass_context = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aftersale")
+def cli():
+    """Aftersale: post-purchase messages and actions for Shopify and WooCommerce stores.
+
+    Configuration comes from environment variables (DATABASE_URL, REDIS_URL,
+    MAIL_URL, RULES_DIR, ...); see the README.
+    """
+
+
+def main() -> None:
+    from aftersale.cli import db, rules, run, testing
+
+    for module in (run, db, rules, testing):
+        module.register(cli)
+    cli(prog_name="aftersale")

@@ -1,0 +1,165 @@
+"""Running Aftersale: ``serve`` (everything, for one machine), or ``web``, ``worker``, ``scheduler``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import click
+
+from aftersale.cli import pass_context
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--web-workers", default=2, show_default=True, type=int, help="gunicorn worker processes"
+)
+@click.option(
+    "--workers", "job_workers", default=1, show_default=True, type=int, help="RQ worker processes"
+)
+@click.option(
+    "--no-migrate", is_flag=True, help="do not bring the database schema up to date first"
+)
+@pass_context
+def serve(ctx, host, port, web_workers, job_workers, no_migrate):
+    """Run the web receiver, workers and scheduler together until Ctrl-C.
+
+    The embedded defaults need nothing but Redis: a SQLite database and a mail
+    outbox folder under ./instance, and the starter rule pack.
+    """
+    config = ctx.config
+    if not no_migrate:
+        from store import migrate
+
+        migrate.upgrade(config.database_url)
+    commands = [
+        ("web", _gunicorn_command(host, port, web_workers)),
+        *[
+            (f"worker-{i + 1}", [sys.executable, "-m", "aftersale", "worker"])
+            for i in range(job_workers)
+        ],
+        ("scheduler", [sys.executable, "-m", "aftersale", "scheduler"]),
+    ]
+    click.echo(f"Aftersale on http://{host}:{port}  (webhooks: POST /webhooks/shopify)")
+    click.echo(f"  database: {_safe_url(config.database_url)}")
+    click.echo(f"  mail:     {config.mail_url}")
+    click.echo(f"  rules:    {config.rules_dir}")
+    click.echo("Try it: aftersale send-test-webhook   (Ctrl-C stops everything)")
+    _supervise(commands)
+
+
+def _gunicorn_command(host: str, port: int, workers: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "8",
+        "--graceful-timeout",
+        "20",
+        "--log-level",
+        "warning",
+        "webhooks:create_app()",
+    ]
+
+
+def _supervise(commands: list[tuple[str, list[str]]]) -> None:
+    """Start the processes; when one exits or on Ctrl-C/SIGTERM, stop them all."""
+    procs = {name: subprocess.Popen(cmd) for name, cmd in commands}
+    stopping = threading.Event()
+
+    def stop(_signum=None, _frame=None):
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while not stopping.is_set():
+            for name, proc in procs.items():
+                if proc.poll() is not None:
+                    click.echo(f"{name} exited with status {proc.returncode}; stopping", err=True)
+                    stopping.set()
+            stopping.wait(0.5)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 25
+        for proc in procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@click.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option(
+    "--port",
+    default=lambda: int(os.environ.get("PORT", 8000)),
+    type=int,
+    help="default: $PORT or 8000",
+)
+@click.option("--workers", default=2, show_default=True, type=int)
+def web(host, port, workers):
+    """Run only the web receiver under gunicorn."""
+    os.execv(sys.executable, _gunicorn_command(host, port, workers))
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="exit when the queues are empty")
+@click.option("--name", default=None, help="worker name shown by `rq info`")
+@pass_context
+def worker(ctx, burst, name):
+    """Run one RQ worker (no fork per job) on the deliveries and actions queues."""
+    from workers.runner import run_worker
+
+    sys.exit(0 if run_worker(ctx.runtime, burst=burst, name=name) else 1)
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="run one tick and exit")
+@click.option(
+    "--interval", default=1.0, show_default=True, type=float, help="seconds between idle ticks"
+)
+@pass_context
+def scheduler(ctx, once, interval):
+    """Run the scheduler: due actions, the delivery outbox sweep, lost-job recovery."""
+    from workers.scheduler import Scheduler, stop_on_signals
+
+    sched = Scheduler(ctx.runtime)
+    if once:
+        report = sched.tick()
+        click.echo(
+            f"released {report.released}, actions enqueued {report.actions_enqueued}, deliveries "
+            f"enqueued {report.deliveries_enqueued}, lost jobs re-enqueued {report.lost_jobs_requeued}"
+        )
+        for error in report.errors:
+            click.echo(f"error: {error}", err=True)
+        sys.exit(1 if report.errors else 0)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    sched.run(stop, interval)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def register(group: click.Group) -> None:
+    for command in (serve, web, worker, scheduler):
+        group.add_command(command)

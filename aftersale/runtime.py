@@ -1,0 +1,122 @@
+"""The shared resources of one process: database engine, Redis, queues, rules, templates.
+
+Each process builds one :class:`Runtime` from its Config, lazily, after any
+fork, and every job and request uses it; nothing is opened at import time.
+RQ jobs find theirs with :func:`current`, which the worker command installs
+and tests install with :func:`install`.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from redis import Redis
+from rq import Queue
+
+from aftersale.clock import SystemClock
+from aftersale.config import BUILTIN_TEMPLATES_DIR, Config
+
+_current: Runtime | None = None
+_lock = threading.Lock()
+
+
+class Runtime:
+    def __init__(self, config: Config, clock=None):
+        self.config = config
+        self.clock = clock or SystemClock()
+        self._rules = None
+        self._rules_lock = threading.Lock()
+
+    @cached_property
+    def engine(self):
+        from store.db import make_engine
+
+        return make_engine(self.config.database_url)
+
+    @cached_property
+    def redis(self) -> Redis:
+        return Redis.from_url(
+            self.config.redis_url,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            health_check_interval=30,
+        )
+
+    def queue(self, purpose: str) -> Queue:
+        """``deliveries`` or ``actions``; RQ queues on this runtime's Redis."""
+        return Queue(self.config.queue_name(purpose), connection=self.redis)
+
+    @property
+    def template_dirs(self) -> list[Path]:
+        """Where templates are looked up, first match wins: TEMPLATES_DIR, the rule pack's, built-in."""
+        dirs = []
+        if self.config.templates_dir:
+            dirs.append(Path(self.config.templates_dir))
+        pack = Path(self.config.rules_dir) / "templates"
+        if pack.is_dir():
+            dirs.append(pack)
+        dirs.append(BUILTIN_TEMPLATES_DIR)
+        return dirs
+
+    @property
+    def rules(self):
+        """The loaded RuleSet; loaded on first use, replaced only by a successful reload."""
+        if self._rules is None:
+            with self._rules_lock:
+                if self._rules is None:
+                    self._rules = self.load_rules()
+        return self._rules
+
+    def load_rules_or_fail(self):
+        """Load the rules now (at process start) so a bad folder is a start-up error."""
+        return self.rules
+
+    def load_rules(self):
+        from rules import load_rules
+        from rules.loader import template_names_in
+
+        return load_rules(self.config.rules_dir, templates=template_names_in(self.template_dirs))
+
+    def reload_rules(self):
+        """Load the rules folder again; on error keep the rules in force and re-raise."""
+        fresh = self.load_rules()
+        with self._rules_lock:
+            self._rules = fresh
+        return fresh
+
+    @cached_property
+    def renderer(self):
+        from workers.render import Renderer
+
+        return Renderer(self.template_dirs)
+
+    @cached_property
+    def mailer(self):
+        from workers.channels import mail_channel
+
+        return mail_channel(self.config.mail_url)
+
+    def close(self) -> None:
+        if "mailer" in self.__dict__:
+            self.mailer.close()
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+        if "redis" in self.__dict__:
+            self.redis.close()
+
+
+def install(runtime: Runtime | None) -> None:
+    global _current
+    _current = runtime
+
+
+def current() -> Runtime:
+    """The process's runtime; built from the environment the first time if none was installed."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                _current = Runtime(Config.from_env())
+    return _current

@@ -1,0 +1,14 @@
+"""Platform connectors, one module each, listed explicitly in :data:`CONNECTORS`."""
+
+from __future__ import annotations
+
+from connectors.base import Connector
+from connectors.shopify import ShopifyConnector
+
+CONNECTORS: dict[str, Connector] = {
+    ShopifyConnector.name: ShopifyConnector(),
+}
+
+
+def get_connector(platform: str) -> Connector | None:
+    return CONNECTORS.get(platform)

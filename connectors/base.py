@@ -1,0 +1,193 @@
+"""The one small interface every platform connector implements.
+
+A connector knows everything platform-specific about a delivery: which
+headers carry the shop, topic and delivery id, how the body is signed, what
+makes two deliveries the same, and how a payload becomes canonical events.
+The receiver and the workers only ever talk to this interface, so adding a
+platform is one module here plus its fixtures.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+from aftersale.events import Event
+
+
+class DeliveryRejected(Exception):
+    """The request is not a delivery we can accept; ``status`` is the HTTP answer."""
+
+    status = 400
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MissingHeaders(DeliveryRejected):
+    status = 400
+
+
+class SignatureError(DeliveryRejected):
+    """Bad, missing or unverifiable signature: answered 401, never retried into success."""
+
+    status = 401
+
+
+class UnknownShop(DeliveryRejected):
+    status = 401
+
+
+@dataclass(frozen=True)
+class DeliveryMeta:
+    """What the request headers say about a delivery, read before the body is trusted."""
+
+    platform: str
+    shop: str
+    topic: str
+    delivery_id: str | None = None
+    event_id: str | None = None
+    api_version: str | None = None
+    triggered_at: datetime | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    received_at: datetime | None = None
+
+    @property
+    def happened_at(self) -> datetime | None:
+        """Best time for an event whose payload carries none: when the platform sent it."""
+        return self.triggered_at or self.received_at
+
+
+@dataclass
+class OrderState:
+    """What Aftersale last knew of an order: the canonical order and connector bookkeeping.
+
+    ``version`` is the platform's modification time of the stored state, so a
+    delivery older than it is recognised as stale.
+    """
+
+    order: dict | None = None
+    extra: dict = field(default_factory=dict)
+    version: datetime | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.order is not None
+
+
+@dataclass
+class Normalized:
+    """The result of normalizing one delivery.
+
+    ``state`` is the order's new state to store (None: leave it unchanged);
+    ``outcome`` says why a delivery produced no events ("stale",
+    "unsupported_topic", "ignored_topic", "no_change", "unknown_status").
+    """
+
+    events: list[Event] = field(default_factory=list)
+    state: OrderState | None = None
+    outcome: str = "processed"
+    detail: str | None = None
+
+
+class Connector(ABC):
+    """Base class; see ``connectors/shopify.py`` for the reference implementation."""
+
+    name: ClassVar[str]
+    #: topic -> handler(self, payload, meta, state) -> Normalized
+    TOPIC_HANDLERS: ClassVar[dict[str, Callable]] = {}
+    #: topics answered 200 and recorded, that produce no events on purpose
+    IGNORED_TOPICS: ClassVar[frozenset[str]] = frozenset()
+    #: True when a verified delivery from an unknown shop may create the shop
+    #: (the platform signs with an app-wide secret, so verification proves the shop installed us)
+    creates_shops: ClassVar[bool] = False
+
+    @abstractmethod
+    def read_meta(self, headers: Mapping[str, str], url_shop: str | None = None) -> DeliveryMeta:
+        """Read shop, topic and ids from the headers; raise MissingHeaders when absent."""
+
+    @abstractmethod
+    def signing_secrets(self, meta: DeliveryMeta, config, shop) -> Sequence[str]:
+        """The secrets a delivery may be signed with; ``shop`` is the stored shop row or None.
+
+        Raise UnknownShop when the platform signs per shop and the shop is not connected.
+        """
+
+    @abstractmethod
+    def verify(self, meta: DeliveryMeta, raw_body: bytes, secrets: Sequence[str]) -> None:
+        """Check the signature over the exact bytes received; raise SignatureError."""
+
+    @abstractmethod
+    def delivery_key(self, meta: DeliveryMeta, payload: dict) -> str:
+        """A key equal for two deliveries of the same thing and different otherwise."""
+
+    @abstractmethod
+    def order_ref(self, topic: str, payload: dict) -> str | None:
+        """The id of the order a payload is about, so its stored state can be loaded first."""
+
+    def normalize(self, meta: DeliveryMeta, payload: dict, state: OrderState) -> Normalized:
+        """Dispatch on topic; unknown topics are recorded as unsupported, never an error."""
+        if meta.topic in self.IGNORED_TOPICS:
+            return Normalized(outcome="ignored_topic")
+        handler = self.TOPIC_HANDLERS.get(meta.topic)
+        if handler is None:
+            return Normalized(outcome="unsupported_topic", detail=meta.topic)
+        return handler(self, payload, meta, state)
+
+
+def hmac_sha256_base64(secret: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def verify_base64_hmac(signature: str | None, body: bytes, secrets: Sequence[str]) -> None:
+    """Constant-time check of a base64 HMAC-SHA256 against each current secret.
+
+    More than one secret is accepted so a rotation does not drop deliveries
+    signed with the old one while the platform switches over.
+    """
+    if not signature:
+        raise SignatureError("missing signature")
+    if not secrets:
+        raise SignatureError("no secret configured for this shop")
+    given = signature.strip().encode("ascii", "replace")
+    matched = False
+    for secret in secrets:
+        expected = hmac_sha256_base64(secret, body).encode("ascii")
+        matched |= hmac.compare_digest(expected, given)
+    if not matched:
+        raise SignatureError("signature does not match")
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header by name, case-insensitively, stripped; None when absent or empty."""
+    value = headers.get(name)
+    if value is None:
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+SIGNATURE_HEADER_WORDS = ("signature", "hmac")
+
+
+def stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The platform's ``X-`` headers plus content type and agent, signatures left out."""
+    kept = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in ("content-type", "user-agent") or (
+            lowered.startswith("x-") and not any(word in lowered for word in SIGNATURE_HEADER_WORDS)
+        ):
+            kept[name] = value
+    return kept

@@ -1,0 +1,91 @@
+"""Compiled rules: immutable, validated, ready to evaluate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from rules.conditions import Condition
+
+ONCE_PER = ("event", "order", "fulfillment", "customer")
+CATEGORIES = ("transactional", "marketing")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing a rule does, e.g. ``email: {template: review_invite}``."""
+
+    index: int
+    type: str
+    params: dict
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    on: tuple[str, ...]
+    condition: Condition
+    steps: tuple[Step, ...]
+    category: str
+    wait: timedelta = timedelta(0)
+    cancel_on: frozenset[str] = frozenset()
+    once_per: str = "event"
+    description: str = ""
+    source: str = ""  # "file:line", for messages and `rules check`
+    enabled: bool = True
+    shops: frozenset[str] = frozenset()  # empty: every shop
+
+    def applies_to_shop(self, shop: str) -> bool:
+        return not self.shops or shop in self.shops
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Shop-wide settings from ``settings.yaml`` (all optional)."""
+
+    sender: str | None = None
+    reply_to: str | None = None
+    default_locale: str = "en"
+    timezone: str = "UTC"
+    shop_name: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """All loaded rules, indexed by event kind so evaluation touches only the relevant ones."""
+
+    rules: tuple[Rule, ...]
+    settings: Settings
+    by_kind: dict[str, tuple[Rule, ...]]
+    templates: frozenset[str] = frozenset()
+    folder: str = ""
+
+    @classmethod
+    def build(cls, rules, settings: Settings, templates=frozenset(), folder: str = "") -> RuleSet:
+        index: dict[str, list[Rule]] = {}
+        for rule in rules:
+            if not rule.enabled:
+                continue
+            for kind in rule.on:
+                index.setdefault(kind, []).append(rule)
+        return cls(
+            rules=tuple(rules),
+            settings=settings,
+            by_kind={kind: tuple(found) for kind, found in index.items()},
+            templates=frozenset(templates),
+            folder=folder,
+        )
+
+    def for_kind(self, kind: str) -> tuple[Rule, ...]:
+        return self.by_kind.get(kind, ())
+
+    def get(self, name: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.name == name), None)
+
+    @property
+    def cancelling_kinds(self) -> frozenset[str]:
+        return frozenset(kind for rule in self.rules for kind in rule.cancel_on)
+
+
+EMPTY_RULESET = RuleSet.build((), Settings())

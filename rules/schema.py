@@ -1,0 +1,145 @@
+"""Marshmallow schemas for rule files, rule steps and ``settings.yaml``.
+
+Schemas check shapes and scalar values; the loader compiles conditions and
+cross-checks names (templates, duplicate rules), then maps every error back
+to its YAML position.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import timedelta
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from aftersale.events import EVENT_KINDS
+from rules.durations import parse_duration
+from rules.errors import suggest
+from rules.model import CATEGORIES, ONCE_PER
+
+RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+EMAIL_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+class Duration(fields.Field):
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class EventKinds(fields.Field):
+    """One event kind or a list of them, each a known canonical kind."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        kinds = [value] if isinstance(value, str) else value
+        if not isinstance(kinds, list) or not kinds:
+            raise ValidationError(
+                "expected an event kind or a list of event kinds, e.g. shipment.delivered"
+            )
+        problems = {}
+        for i, kind in enumerate(kinds):
+            if not isinstance(kind, str) or kind not in EVENT_KINDS:
+                problems[i] = [f"unknown event kind {kind!r}{suggest(kind, EVENT_KINDS)}"]
+        if problems:
+            raise ValidationError(problems if isinstance(value, list) else problems[0])
+        return tuple(dict.fromkeys(kinds))
+
+
+class TimeZone(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        name = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError(f"unknown time zone {name!r}, e.g. Europe/Belgrade") from exc
+        return name
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class RuleSchema(StrictSchema):
+    name = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            RULE_NAME, error="rule names are lower-case letters, digits, - and _ (at most 64)"
+        ),
+    )
+    description = fields.String(load_default="")
+    on = EventKinds(required=True)
+    if_ = fields.Raw(data_key="if", load_default=None, allow_none=True)
+    wait = Duration(load_default=timedelta(0))
+    cancel_on = EventKinds(load_default=())
+    once_per = fields.String(load_default="event", validate=validate.OneOf(ONCE_PER))
+    category = fields.String(
+        required=True,
+        validate=validate.OneOf(CATEGORIES),
+        error_messages={
+            "required": "category is required: 'transactional' (order and shipping information, always sent)"
+            " or 'marketing' (needs consent, honours unsubscribes and the frequency cap)"
+        },
+    )
+    enabled = fields.Boolean(load_default=True)
+    shops = fields.List(fields.String(), load_default=list)
+    do = fields.List(
+        fields.Raw(),
+        required=True,
+        validate=validate.Length(min=1, error="a rule needs at least one step"),
+    )
+
+
+class EmailStepSchema(StrictSchema):
+    template = fields.String(required=True, validate=validate.Length(min=1))
+    to = fields.String(
+        load_default="customer",
+        validate=lambda v: (
+            v == "customer"
+            or bool(EMAIL_ADDRESS.match(v))
+            or _fail("'to' is 'customer' or an email address")
+        ),
+    )
+    reply_to = fields.String(load_default=None, validate=validate.Email())
+
+
+#: step type -> (params schema, the parameter a scalar shorthand fills)
+STEP_TYPES: dict[str, tuple[type[Schema], str]] = {
+    "email": (EmailStepSchema, "template"),
+}
+
+
+class SettingsSchema(StrictSchema):
+    sender = fields.String(load_default=None)
+    reply_to = fields.String(load_default=None)
+    default_locale = fields.String(
+        load_default="en", validate=validate.Regexp(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
+    )
+    timezone = TimeZone(load_default="UTC")
+    shop_name = fields.String(load_default=None)
+
+
+def _fail(message: str):
+    raise ValidationError(message)
+
+
+def load_step(raw) -> tuple[str, dict]:
+    """Validate one ``do:`` item; errors are keyed so the loader can place them."""
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise ValidationError(
+            f"each step is one mapping like 'email: {{template: review_invite}}', got {raw!r}"
+        )
+    ((kind, params),) = raw.items()
+    if kind not in STEP_TYPES:
+        hint = suggest(kind, STEP_TYPES) or f" (available: {', '.join(STEP_TYPES)})"
+        raise ValidationError({kind: [f"unknown step {kind!r}{hint}"]})
+    schema_class, shorthand = STEP_TYPES[kind]
+    if not isinstance(params, dict):
+        params = {shorthand: params}
+    try:
+        return kind, schema_class().load(params)
+    except ValidationError as exc:
+        raise ValidationError({kind: exc.messages}) from exc

@@ -1,0 +1,229 @@
+"""Actions: what a rule decided to do, and the one place their status changes.
+
+Every change of status is a check-and-set (``UPDATE ... WHERE status =
+:expected``), so two workers, two schedulers, or a job delivered twice can
+race and only one of them wins each step. The database is the source of
+truth for what is due; Redis only carries work that is due now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from store.sql import for_update, insert_ignore
+from store.tables import actions
+
+
+class ActionStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waiting in the database for its due time
+    WAITING = "waiting"  # waiting for a later event (wait_for), due_at is the timeout
+    QUEUED = "queued"  # handed to RQ
+    RUNNING = "running"  # a worker holds the lease
+    SENT = "sent"
+    SKIPPED = "skipped"  # see skip_reason: cancelled, no_consent, suppressed, capped, ...
+    FAILED = "failed"  # permanent error
+    DEAD = "dead"  # transient errors until attempts ran out
+
+
+PENDING = (ActionStatus.SCHEDULED, ActionStatus.WAITING, ActionStatus.QUEUED)
+FINAL = (ActionStatus.SENT, ActionStatus.SKIPPED, ActionStatus.FAILED, ActionStatus.DEAD)
+
+
+def create(conn: Connection, rows: list[dict], now: datetime) -> list[tuple[int, str]]:
+    """Insert planned actions; a row whose once_key exists is skipped. Returns (id, status) of new rows.
+
+    An action already due is created ``queued`` so the caller can hand it to
+    RQ right after commit, without waiting for the scheduler's next tick.
+    """
+    created = []
+    for row in rows:
+        status = ActionStatus.QUEUED if row["due_at"] <= now else ActionStatus.SCHEDULED
+        values = {
+            **row,
+            "status": status.value,
+            "queued_at": now if status is ActionStatus.QUEUED else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        found = conn.execute(
+            insert_ignore(conn, actions).values(**values).returning(actions.c.id)
+        ).first()
+        if found is not None:
+            created.append((found.id, status.value))
+    return created
+
+
+def cancel_for_event(
+    conn: Connection, shop_id: int, order_ref: str | None, kind: str, now: datetime
+) -> list[int]:
+    """Skip pending actions of this order whose rule said ``cancel_on`` this kind of event."""
+    if order_ref is None:
+        return []
+    pending = conn.execute(
+        for_update(
+            conn,
+            select(actions.c.id, actions.c.cancel_on).where(
+                actions.c.shop_id == shop_id,
+                actions.c.order_ref == order_ref,
+                actions.c.status.in_([s.value for s in PENDING]),
+            ),
+        )
+    ).all()
+    ids = [row.id for row in pending if kind in (row.cancel_on or ())]
+    if ids:
+        conn.execute(
+            update(actions)
+            .where(actions.c.id.in_(ids), actions.c.status.in_([s.value for s in PENDING]))
+            .values(
+                status=ActionStatus.SKIPPED.value,
+                skip_reason="cancelled",
+                last_error=f"cancelled by {kind}",
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+    return ids
+
+
+def claim_due(conn: Connection, now: datetime, limit: int) -> list[int]:
+    """Move up to ``limit`` due scheduled actions to ``queued``; their ids.
+
+    On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several schedulers claim
+    disjoint batches at once; on SQLite the write lock taken by BEGIN
+    IMMEDIATE serializes them. The status check in the UPDATE makes a
+    double claim impossible on both.
+    """
+    due = (
+        conn.execute(
+            for_update(
+                conn,
+                select(actions.c.id)
+                .where(actions.c.status == ActionStatus.SCHEDULED.value, actions.c.due_at <= now)
+                .order_by(actions.c.due_at)
+                .limit(limit),
+                skip_locked=True,
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not due:
+        return []
+    return (
+        conn.execute(
+            update(actions)
+            .where(actions.c.id.in_(due), actions.c.status == ActionStatus.SCHEDULED.value)
+            .values(status=ActionStatus.QUEUED.value, queued_at=now, updated_at=now)
+            .returning(actions.c.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def start(conn: Connection, action_id: int, now: datetime, lease: timedelta):
+    """``queued -> running`` with a lease; the row, or None if another worker or a cancel won."""
+    return conn.execute(
+        update(actions)
+        .where(actions.c.id == action_id, actions.c.status == ActionStatus.QUEUED.value)
+        .values(
+            status=ActionStatus.RUNNING.value,
+            attempts=actions.c.attempts + 1,
+            started_at=now,
+            lease_expires_at=now + lease,
+            updated_at=now,
+        )
+        .returning(*actions.c)
+    ).first()
+
+
+def transition(
+    conn: Connection, action_id: int, frm: ActionStatus, to: ActionStatus, now: datetime, **values
+) -> bool:
+    """Check-and-set one action from ``frm`` to ``to``; False when it was not in ``frm``."""
+    if to in FINAL:
+        values.setdefault("finished_at", now)
+    result = conn.execute(
+        update(actions)
+        .where(actions.c.id == action_id, actions.c.status == frm.value)
+        .values(status=to.value, updated_at=now, **values)
+    )
+    return result.rowcount == 1
+
+
+def release_expired_leases(conn: Connection, now: datetime) -> list[int]:
+    """Running actions whose worker died (lease expired) become due again, or dead letters
+    when they have used up their attempts (an action that kills its worker every time)."""
+    expired = (actions.c.status == ActionStatus.RUNNING.value) & (actions.c.lease_expires_at < now)
+    conn.execute(
+        update(actions)
+        .where(expired, actions.c.attempts >= actions.c.max_attempts)
+        .values(
+            status=ActionStatus.DEAD.value,
+            last_error="worker lost while running; attempts used up",
+            lease_expires_at=None,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    return (
+        conn.execute(
+            update(actions)
+            .where(expired)
+            .values(
+                status=ActionStatus.SCHEDULED.value,
+                due_at=now,
+                lease_expires_at=None,
+                job_id=None,
+                updated_at=now,
+            )
+            .returning(actions.c.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def set_jobs(conn: Connection, jobs: dict[str, list[int]], now: datetime) -> None:
+    """Record which RQ job carries each queued action (``{job id: [action ids]}``)."""
+    for job_id, ids in jobs.items():
+        conn.execute(
+            update(actions)
+            .where(actions.c.id.in_(ids), actions.c.status == ActionStatus.QUEUED.value)
+            .values(job_id=job_id, queued_at=now)
+        )
+
+
+def unqueue(conn: Connection, ids: list[int], now: datetime) -> None:
+    """Queued actions whose hand-off to RQ failed go back to ``scheduled`` for the next tick."""
+    if ids:
+        conn.execute(
+            update(actions)
+            .where(actions.c.id.in_(ids), actions.c.status == ActionStatus.QUEUED.value)
+            .values(status=ActionStatus.SCHEDULED.value, job_id=None, updated_at=now)
+        )
+
+
+def queued_before(conn: Connection, before: datetime, limit: int):
+    """(id, job_id) of actions handed to RQ a while ago and not started."""
+    return conn.execute(
+        select(actions.c.id, actions.c.job_id)
+        .where(actions.c.status == ActionStatus.QUEUED.value, actions.c.queued_at < before)
+        .order_by(actions.c.id)
+        .limit(limit)
+    ).all()
+
+
+def get(conn: Connection, action_id: int):
+    return conn.execute(select(actions).where(actions.c.id == action_id)).first()
+
+
+def by_ids(conn: Connection, ids: Iterable[int]):
+    return conn.execute(
+        select(actions).where(actions.c.id.in_(list(ids))).order_by(actions.c.id)
+    ).all()

@@ -1,0 +1,154 @@
+"""The durable inbox. A delivery that was answered 200 has a row here before the answer.
+
+Statuses: ``pending`` (stored, not yet handed to RQ), ``queued`` (handed
+over), then ``processed``, ``ignored`` (a topic we do not act on), ``stale``
+(older than the stored state), or ``failed`` (processing raised too often).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from store.sql import insert_ignore
+from store.tables import deliveries
+
+UNPROCESSED = ("pending", "queued")
+FINAL = ("processed", "ignored", "stale", "failed")
+
+
+@dataclass
+class NewDelivery:
+    shop_id: int
+    topic: str
+    dedupe_key: str
+    delivery_id: str | None
+    event_id: str | None
+    api_version: str | None
+    triggered_at: datetime | None
+    received_at: datetime
+    headers: dict
+    body: bytes
+
+    def row(self) -> dict:
+        return {
+            "shop_id": self.shop_id,
+            "topic": self.topic,
+            "dedupe_key": self.dedupe_key,
+            "delivery_id": self.delivery_id,
+            "event_id": self.event_id,
+            "api_version": self.api_version,
+            "triggered_at": self.triggered_at,
+            "received_at": self.received_at,
+            "headers": self.headers,
+            "body": self.body,
+            "status": "pending",
+            "attempts": 0,
+        }
+
+
+def insert_many(conn: Connection, batch: list[NewDelivery]) -> list[int | None]:
+    """Insert a batch in one statement; the id of each new row, None for a duplicate.
+
+    A duplicate is a delivery whose key (or Shopify event id) is already
+    stored, including an earlier member of the same batch.
+    """
+    if not batch:
+        return []
+    stmt = insert_ignore(conn, deliveries).returning(
+        deliveries.c.id, deliveries.c.shop_id, deliveries.c.dedupe_key
+    )
+    inserted = {
+        (row.shop_id, row.dedupe_key): row.id
+        for row in conn.execute(stmt, [d.row() for d in batch])
+    }
+    results, claimed = [], set()
+    for delivery in batch:
+        key = (delivery.shop_id, delivery.dedupe_key)
+        if key in inserted and key not in claimed:
+            claimed.add(key)
+            results.append(inserted[key])
+        else:
+            results.append(None)
+    return results
+
+
+def mark_enqueued(conn: Connection, jobs: dict[str, list[int]], now: datetime) -> None:
+    """Record which RQ job carries each delivery (``{job id: [delivery ids]}``)."""
+    for job_id, ids in jobs.items():
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids), deliveries.c.status.in_(UNPROCESSED))
+            .values(status="queued", enqueued_at=now, job_id=job_id)
+        )
+
+
+def claim(conn: Connection, delivery_id: int):
+    """Take a delivery for processing inside the caller's transaction, or None if done.
+
+    The row is set to ``processed`` at once: if processing raises, the
+    transaction rolls back and the row is unprocessed again; if another
+    worker holds it, this one waits for its commit and then finds it done.
+    """
+    return conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(UNPROCESSED))
+        .values(status="processed", attempts=deliveries.c.attempts + 1)
+        .returning(*deliveries.c)
+    ).first()
+
+
+def finish(
+    conn: Connection, delivery_id: int, status: str, now: datetime, note: str | None = None
+) -> None:
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(status=status, processed_at=now, error=note)
+    )
+
+
+def record_failure(
+    conn: Connection, delivery_id: int, error: str, now: datetime, max_attempts: int
+) -> str:
+    """After processing raised: count the attempt; give up (``failed``) after ``max_attempts``."""
+    row = conn.execute(select(deliveries.c.attempts).where(deliveries.c.id == delivery_id)).first()
+    attempts = (row.attempts if row else 0) + 1
+    status = "failed" if attempts >= max_attempts else "pending"
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(UNPROCESSED))
+        .values(status=status, attempts=attempts, error=error[:2000], job_id=None, processed_at=now)
+    )
+    return status
+
+
+def pending_before(conn: Connection, before: datetime, limit: int) -> list[int]:
+    """Stored but never handed to RQ (Redis was down, or the process died before the hand-off)."""
+    return (
+        conn.execute(
+            select(deliveries.c.id)
+            .where(deliveries.c.status == "pending", deliveries.c.received_at < before)
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def queued_before(conn: Connection, before: datetime, limit: int):
+    """(id, job_id) of deliveries handed to RQ a while ago and still unprocessed."""
+    return conn.execute(
+        select(deliveries.c.id, deliveries.c.job_id)
+        .where(deliveries.c.status == "queued", deliveries.c.enqueued_at < before)
+        .order_by(deliveries.c.id)
+        .limit(limit)
+    ).all()
+
+
+def get(conn: Connection, delivery_id: int):
+    return conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()

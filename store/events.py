@@ -1,0 +1,39 @@
+"""Canonical events as stored: each happening once per shop, kind and key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from aftersale.events import Event
+from store.sql import insert_ignore
+from store.tables import events
+
+
+def insert_event(
+    conn: Connection, shop_id: int, delivery_id: int | None, event: Event, now: datetime
+) -> int | None:
+    """Store an event; its id, or None when the same happening was already stored."""
+    row = conn.execute(
+        insert_ignore(conn, events)
+        .values(
+            shop_id=shop_id,
+            delivery_id=delivery_id,
+            kind=event.kind,
+            event_key=event.key,
+            occurred_at=event.occurred_at,
+            order_ref=event.order_ref,
+            customer_ref=event.customer_ref,
+            fulfillment_ref=event.fulfillment_ref,
+            payload=event.to_dict(),
+            created_at=now,
+        )
+        .returning(events.c.id)
+    ).first()
+    return row.id if row else None
+
+
+def get_event(conn: Connection, event_id: int):
+    return conn.execute(select(events).where(events.c.id == event_id)).first()

@@ -1,0 +1,74 @@
+"""Send attempts: one row per try, with what the provider answered."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from store.tables import messages, suppressions
+
+
+def record_attempt(
+    conn: Connection,
+    *,
+    action,
+    channel: str,
+    status: str,
+    now: datetime,
+    recipient=None,
+    subject=None,
+    message_id=None,
+    provider_id=None,
+    status_code=None,
+    error=None,
+    response=None,
+    duration_ms=None,
+) -> None:
+    conn.execute(
+        messages.insert().values(
+            action_id=action.id,
+            shop_id=action.shop_id,
+            attempt=action.attempts,
+            channel=channel,
+            recipient=recipient,
+            subject=subject,
+            message_id=message_id,
+            status=status,
+            provider_id=provider_id,
+            status_code=status_code,
+            error=(error or None) and error[:2000],
+            response=(response or None) and response[:2000],
+            duration_ms=duration_ms,
+            created_at=now,
+        )
+    )
+
+
+def for_action(conn: Connection, action_id: int):
+    return conn.execute(
+        select(messages).where(messages.c.action_id == action_id).order_by(messages.c.id)
+    ).all()
+
+
+#: suppression reasons that stop every message, not only marketing
+BLOCKS_ALL = ("bounced", "complaint", "manual")
+
+
+def suppression(
+    conn: Connection, shop_id: int, channel: str, address: str, category: str
+) -> str | None:
+    """The reason an address must not get this category of message, or None."""
+    row = conn.execute(
+        select(suppressions.c.reason).where(
+            suppressions.c.shop_id == shop_id,
+            suppressions.c.channel == channel,
+            suppressions.c.address == address.strip().lower(),
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.reason in BLOCKS_ALL or category == "marketing":
+        return row.reason
+    return None

@@ -1,0 +1,29 @@
+"""The few statements whose syntax differs between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+
+def insert_ignore(conn: Connection, table: Table):
+    """``INSERT ... ON CONFLICT DO NOTHING``: a row that hits any unique key is skipped."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def upsert(conn: Connection, table: Table, keys: list[str], update: list[str]):
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET`` the ``update`` columns from the new row."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={c: stmt.excluded[c] for c in update}
+    )
+
+
+def for_update(conn: Connection, select_stmt, *, skip_locked: bool = False):
+    """Row locks on PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers."""
+    if conn.dialect.name == "postgresql":
+        return select_stmt.with_for_update(skip_locked=skip_locked)
+    return select_stmt

@@ -1,0 +1,107 @@
+"""What Aftersale remembers between deliveries: the last state of each order and customer."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from connectors.base import OrderState
+from store.sql import for_update, insert_ignore, upsert
+from store.tables import customers, order_states
+
+CUSTOMER_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "tags")
+CONSENT_FIELDS = ("accepts_email_marketing", "accepts_sms_marketing")
+
+
+def lock_order(conn: Connection, shop_id: int, order_ref: str | None) -> OrderState:
+    """Load an order's state and hold its row lock until the transaction ends.
+
+    Two deliveries about one order are then normalized one after the other,
+    each against the state the other left, which is what makes diffing
+    coalesced WooCommerce updates and ordering Shopify shipment events safe.
+    """
+    if order_ref is None:
+        return OrderState()
+    row = conn.execute(
+        for_update(
+            conn,
+            select(order_states).where(
+                order_states.c.shop_id == shop_id, order_states.c.order_ref == order_ref
+            ),
+        )
+    ).first()
+    if row is None:
+        return OrderState()
+    return OrderState(order=row.order, extra=row.extra or {}, version=row.version)
+
+
+def save_order(
+    conn: Connection, shop_id: int, order_ref: str, state: OrderState, now: datetime
+) -> None:
+    customer_ref = (state.order or {}).get("customer_id")
+    values = {
+        "shop_id": shop_id,
+        "order_ref": order_ref,
+        "customer_ref": customer_ref,
+        "version": state.version,
+        "order": state.order or {"id": order_ref},
+        "extra": state.extra or {},
+        "created_at": now,
+        "updated_at": now,
+    }
+    conn.execute(
+        upsert(
+            conn,
+            order_states,
+            ["shop_id", "order_ref"],
+            ["customer_ref", "version", "order", "extra", "updated_at"],
+        ),
+        values,
+    )
+
+
+def remember_customer(conn: Connection, shop_id: int, customer: dict, now: datetime) -> dict:
+    """Merge what an event says about a customer into the stored record; return the merged view.
+
+    Consent is kept per customer because Shopify stopped sending it in order
+    payloads (API 2025-01): a later order without it must not erase it.
+    """
+    ref = str(customer["id"])
+    row = conn.execute(
+        select(customers).where(customers.c.shop_id == shop_id, customers.c.customer_ref == ref)
+    ).first()
+    known = dict(row._mapping) if row else {}
+    if known.get("redacted_at"):
+        return {"id": ref, "redacted": True}
+    values = {
+        k: customer[k] for k in CUSTOMER_FIELDS + CONSENT_FIELDS if customer.get(k) is not None
+    }
+    if any(k in values for k in CONSENT_FIELDS):
+        values["consent_updated_at"] = now
+    if row is None:
+        conn.execute(
+            insert_ignore(conn, customers).values(
+                shop_id=shop_id, customer_ref=ref, created_at=now, updated_at=now, **values
+            )
+        )
+    elif values:
+        conn.execute(
+            update(customers)
+            .where(customers.c.shop_id == shop_id, customers.c.customer_ref == ref)
+            .values(updated_at=now, **values)
+        )
+    merged = {k: known.get(k) for k in CUSTOMER_FIELDS + CONSENT_FIELDS if known.get(k) is not None}
+    merged.update(customer)
+    merged.update({k: v for k, v in values.items() if k in CONSENT_FIELDS})
+    for k in CONSENT_FIELDS:
+        if merged.get(k) is None and known.get(k) is not None:
+            merged[k] = known[k]
+    return merged
+
+
+def get_customer(conn: Connection, shop_id: int, ref: str):
+    return conn.execute(
+        select(customers).where(customers.c.shop_id == shop_id, customers.c.customer_ref == ref)
+    ).first()

@@ -1,0 +1,49 @@
+"""The web app: webhook receivers, health checks (and later link endpoints).
+
+``create_app(config)`` builds the app; nothing is opened at import time, and
+each process opens its database pool, Redis client and writer thread lazily.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from aftersale import logs
+from aftersale.config import Config
+from aftersale.runtime import Runtime
+
+
+def create_app(config: Config | None = None, runtime: Runtime | None = None) -> Flask:
+    runtime = runtime or Runtime(config or Config.from_env())
+    config = runtime.config
+    logs.configure(config.log_level, config.log_format)
+    _init_sentry(config)
+
+    app = Flask(__name__, instance_path=str(config.instance_path))
+    app.config.update(
+        MAX_CONTENT_LENGTH=config.max_body_bytes,
+        SECRET_KEY=config.secret_key,
+        JSON_SORT_KEYS=False,
+    )
+    from webhooks.health import bp as health_bp
+    from webhooks.receiver import ReceiverState
+    from webhooks.receiver import bp as receiver_bp
+
+    app.extensions["aftersale"] = runtime
+    app.extensions["aftersale.receiver"] = ReceiverState(runtime)
+    app.register_blueprint(receiver_bp)
+    app.register_blueprint(health_bp)
+    return app
+
+
+def _init_sentry(config: Config) -> None:
+    if not config.sentry_dsn:
+        return
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=config.sentry_dsn,
+        environment=config.environment,
+        send_default_pii=False,  # bodies and customer data stay out of Sentry
+        max_request_body_size="never",
+    )

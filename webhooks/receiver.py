@@ -1,0 +1,134 @@
+"""``POST /webhooks/<platform>``: verify, store, answer. Nothing else on the request path.
+
+Order of checks: size (413), headers and signature over the raw bytes (400 /
+401, before any parsing), JSON (400), durable store (503 if the database is
+unavailable, so the platform retries). A duplicate is answered 200. No body
+is ever logged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import orjson
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from aftersale import logs
+from connectors import get_connector
+from connectors.base import DeliveryRejected, UnknownShop, stored_headers
+from store import shops as shop_store
+from store.deliveries import NewDelivery
+from webhooks.ingest import DeliveryWriter, StorageUnavailable
+from workers.queues import enqueue_deliveries
+
+bp = Blueprint("receiver", __name__)
+log = logs.get_logger("webhooks.receiver")
+SHOP_CACHE_SECONDS = 60.0
+
+
+class ReceiverState:
+    """Per-process receiver state: the delivery writer and a small shop cache."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.writer = DeliveryWriter(runtime, lambda ids: enqueue_deliveries(runtime, ids))
+        self._shops: dict[tuple[str, str], tuple[float, int, object]] = {}
+        self._lock = threading.Lock()
+
+    def shop(self, platform: str, domain: str, *, create: bool):
+        """(shop id, shop row) from the cache or the database; (None, None) for an unknown shop."""
+        key = (platform, domain)
+        hit = self._shops.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1], hit[2]
+        with self.runtime.engine.begin() as conn:
+            row = shop_store.find_shop(conn, platform, domain)
+            if row is None and create:
+                shop_store.ensure_shop(conn, platform, domain, self.runtime.clock.now())
+                row = shop_store.find_shop(conn, platform, domain)
+        if row is None:
+            return None, None
+        with self._lock:
+            self._shops[key] = (time.monotonic() + SHOP_CACHE_SECONDS, row.id, row)
+        return row.id, row
+
+
+def _state() -> ReceiverState:
+    return current_app.extensions["aftersale.receiver"]
+
+
+def _answer(status: int, reason: str):
+    return jsonify({"status": "rejected", "reason": reason}), status
+
+
+@bp.post("/webhooks/<platform>")
+@bp.post("/webhooks/<platform>/<path:shop>")
+def receive(platform: str, shop: str | None = None):
+    connector = get_connector(platform)
+    if connector is None:
+        return _answer(404, f"unknown platform {platform!r}")
+    try:
+        return _receive(connector, platform, shop)
+    finally:
+        logs.clear()
+
+
+def _receive(connector, platform: str, url_shop: str | None):
+    state = _state()
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        log.warning("delivery.rejected", platform=platform, status=413, reason="body too large")
+        return _answer(413, "body too large")
+    try:
+        meta = connector.read_meta(request.headers, url_shop=url_shop)
+        logs.bind(platform=platform, shop=meta.shop, delivery_id=meta.delivery_id, topic=meta.topic)
+        shop_id, shop_row = state.shop(platform, meta.shop, create=False)
+        connector.verify(
+            meta, body, connector.signing_secrets(meta, state.runtime.config, shop_row)
+        )
+        payload = _parse(body)
+        key = connector.delivery_key(meta, payload)
+        if shop_id is None:
+            # Only a verified delivery may create a shop row (platforms signing with an app secret).
+            shop_id, _ = state.shop(platform, meta.shop, create=connector.creates_shops)
+        if shop_id is None:
+            raise UnknownShop(f"shop {meta.shop!r} is not connected")
+        pk = state.writer.store(
+            NewDelivery(
+                shop_id=shop_id,
+                topic=meta.topic,
+                dedupe_key=key,
+                delivery_id=meta.delivery_id,
+                event_id=meta.event_id,
+                api_version=meta.api_version,
+                triggered_at=meta.triggered_at,
+                received_at=state.runtime.clock.now(),
+                headers=stored_headers(request.headers),
+                body=body,
+            )
+        )
+    except DeliveryRejected as exc:
+        log.warning("delivery.rejected", platform=platform, status=exc.status, reason=exc.reason)
+        return _answer(exc.status, exc.reason)
+    except (SQLAlchemyError, StorageUnavailable) as exc:
+        log.error("delivery.unavailable", status=503, error=str(exc).splitlines()[0])
+        return _answer(503, "storage unavailable, retry later")
+    if pk is None:
+        log.info("delivery.duplicate", status=200)
+        return jsonify({"status": "duplicate"}), 200
+    log.info("delivery.stored", status=200, delivery=pk)
+    return jsonify({"status": "stored", "delivery": pk}), 200
+
+
+def _parse(body: bytes) -> dict:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DeliveryRejected(f"malformed JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise DeliveryRejected("expected a JSON object")
+    return payload

@@ -1,0 +1,1 @@
+"""Background work on RQ: processing deliveries, running actions, and the scheduler loop."""

@@ -1,0 +1,73 @@
+"""The channel interface, shaped like Django's mail backends.
+
+``open()`` returns True when it created a connection; ``close()`` closes what
+``open()`` opened; ``send(messages)`` returns the provider ids of what was
+accepted. A channel used as a context manager opens and closes around a
+block, while a worker keeps one channel open across many jobs so one SMTP
+connection serves them all.
+
+Errors are typed by what to do next: :class:`TransientError` (timeouts,
+connection loss, 4xx SMTP replies, HTTP 429 and 5xx) is retried with backoff;
+:class:`PermanentError` (5xx SMTP replies, HTTP 4xx, a bad address) fails the
+action at once with the provider's message.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class ChannelError(Exception):
+    def __init__(
+        self, message: str, *, status_code: int | None = None, response: str | None = None
+    ):
+        super().__init__(message)
+        self.status_code = status_code
+        self.response = response
+
+
+class TransientError(ChannelError):
+    """Worth retrying later; ``retry_after`` (seconds) when the provider said how long to wait."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class PermanentError(ChannelError):
+    """Retrying will not help: the address, the content or our credentials are wrong."""
+
+
+class ChannelUnavailable(Exception):
+    """A configured channel cannot work here (missing optional dependency, bad URL): a start-up error."""
+
+
+@dataclass
+class SendResult:
+    provider_id: str | None
+    status_code: int | None = None
+    response: str | None = None
+
+
+class Channel(ABC):
+    name: str = "channel"
+
+    def open(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self):
+        self._opened_here = self.open()
+        return self
+
+    def __exit__(self, *exc_info):
+        if getattr(self, "_opened_here", False):
+            self.close()
+
+    @abstractmethod
+    def send(self, messages: Sequence) -> list[SendResult]:
+        """Send each message; raise on the first failure (the caller sends one at a time)."""

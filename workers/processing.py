@@ -1,0 +1,195 @@
+"""Processing one stored delivery: normalize, remember, decide. One transaction, all or nothing.
+
+The delivery row is claimed, the order's state locked, events stored
+(deduplicated by their key), pending actions cancelled where a rule says so,
+and new actions planned, all in one transaction: a crash anywhere leaves the
+delivery unprocessed, to be processed again, with nothing half-recorded.
+Actions already due are handed to RQ right after the commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+import orjson
+from redis.exceptions import RedisError
+
+from aftersale import logs
+from aftersale.events import Event
+from connectors import get_connector
+from connectors.base import DeliveryMeta, OrderState
+from rules import plan
+from store import actions as action_store
+from store import deliveries as delivery_store
+from store import events as event_store
+from store import shops as shop_store
+from store import state as state_store
+from workers.queues import by_job, enqueue_actions
+
+log = logs.get_logger("workers.processing")
+MAX_DELIVERY_ATTEMPTS = 5
+OUTCOME_STATUS = {"processed": "processed", "no_change": "processed", "stale": "stale"}
+
+
+def process_delivery(runtime, delivery_id: int) -> str:
+    """Process one delivery; returns its final status ("processed", "stale", "ignored", ...)."""
+    now = runtime.clock.now()
+    ruleset = runtime.rules
+    try:
+        with runtime.engine.begin() as conn:
+            row = delivery_store.claim(conn, delivery_id)
+            if row is None:
+                log.info("delivery.already_processed", delivery=delivery_id)
+                return "skipped"
+            shop = shop_store.get_shop(conn, row.shop_id)
+            logs.bind(shop=shop.domain, platform=shop.platform, delivery=row.id, topic=row.topic)
+            status, queued = _process(conn, runtime, ruleset, shop, row, now)
+    except Exception as exc:
+        _record_failure(runtime, delivery_id, exc, now)
+        raise
+    finally:
+        logs.clear()
+    if queued:
+        _hand_off_actions(runtime, queued)
+    return status
+
+
+def _process(conn, runtime, ruleset, shop, row, now: datetime) -> tuple[str, list[int]]:
+    connector = get_connector(shop.platform)
+    meta = DeliveryMeta(
+        platform=shop.platform,
+        shop=shop.domain,
+        topic=row.topic,
+        delivery_id=row.delivery_id,
+        event_id=row.event_id,
+        api_version=row.api_version,
+        triggered_at=row.triggered_at,
+        headers=row.headers or {},
+        received_at=row.received_at,
+    )
+    payload = orjson.loads(row.body)
+    order_ref = connector.order_ref(row.topic, payload)
+    state = state_store.lock_order(conn, shop.id, order_ref)
+    result = connector.normalize(meta, payload, state)
+    if result.state is not None and order_ref:
+        state_store.save_order(conn, shop.id, order_ref, result.state, now)
+    queued: list[int] = []
+    for event in result.events:
+        queued += _handle_event(
+            conn,
+            ruleset,
+            shop,
+            row.id,
+            _enrich(conn, shop.id, event, result.state or state, now),
+            now,
+        )
+    status = OUTCOME_STATUS.get(result.outcome, "ignored")
+    delivery_store.finish(conn, row.id, status, now, note=_note(result))
+    log.info(
+        "delivery.processed",
+        status=status,
+        outcome=result.outcome,
+        events=len(result.events),
+        actions_due=len(queued),
+        detail=result.detail,
+    )
+    return status, queued
+
+
+def _handle_event(conn, ruleset, shop, delivery_pk: int, event: Event, now: datetime) -> list[int]:
+    event_id = event_store.insert_event(conn, shop.id, delivery_pk, event, now)
+    if event_id is None:
+        log.info("event.duplicate", kind=event.kind, key=event.key)
+        return []
+    with logs.bound(event_id=event_id, kind=event.kind):
+        cancelled = action_store.cancel_for_event(conn, shop.id, event.order_ref, event.kind, now)
+        if cancelled:
+            log.info("actions.cancelled", action_ids=cancelled, by=event.kind)
+        planned = plan(ruleset, event, now)
+        rows = [
+            {
+                "shop_id": shop.id,
+                "event_id": event_id,
+                "rule": p.rule.name,
+                "step": p.step.index,
+                "action_type": p.step.type,
+                "params": p.step.params,
+                "category": p.rule.category,
+                "order_ref": event.order_ref,
+                "customer_ref": event.customer_ref,
+                "fulfillment_ref": event.fulfillment_ref,
+                "once_key": f"{shop.id}|{p.once_key}",
+                "due_at": p.due_at,
+                "cancel_on": sorted(p.rule.cancel_on),
+            }
+            for p in planned
+        ]
+        created = action_store.create(conn, rows, now)
+        for action_id, status in created:
+            log.info("action.planned", action_id=action_id, status=status)
+        if len(created) < len(rows):
+            log.info("actions.already_planned", count=len(rows) - len(created))
+    return [action_id for action_id, status in created if status == "queued"]
+
+
+def _enrich(conn, shop_id: int, event: Event, state: OrderState, now: datetime) -> Event:
+    """Fill in what the payload lacked from what is stored: the order, and the customer's
+    consent and contact details kept from earlier deliveries."""
+    changes = {}
+    if event.order is None and state.order:
+        changes["order"] = state.order
+    customer = event.customer
+    order = changes.get("order") or event.order or {}
+    if customer and customer.get("id"):
+        changes["customer"] = state_store.remember_customer(conn, shop_id, customer, now)
+    elif customer is None and order.get("customer_id"):
+        row = state_store.get_customer(conn, shop_id, order["customer_id"])
+        if row is not None:
+            changes["customer"] = {
+                k: v
+                for k, v in {
+                    "id": row.customer_ref,
+                    "email": row.email,
+                    "phone": row.phone,
+                    "first_name": row.first_name,
+                    "last_name": row.last_name,
+                    "locale": row.locale,
+                    "accepts_email_marketing": row.accepts_email_marketing,
+                    "accepts_sms_marketing": row.accepts_sms_marketing,
+                }.items()
+                if v is not None
+            }
+    return replace(event, **changes) if changes else event
+
+
+def _note(result) -> str | None:
+    if result.outcome == "processed":
+        return None
+    return f"{result.outcome}: {result.detail}" if result.detail else result.outcome
+
+
+def _record_failure(runtime, delivery_id: int, exc: Exception, now: datetime) -> None:
+    error = f"{type(exc).__name__}: {exc}"
+    try:
+        with runtime.engine.begin() as conn:
+            status = delivery_store.record_failure(
+                conn, delivery_id, error, now, MAX_DELIVERY_ATTEMPTS
+            )
+    except Exception:
+        log.exception("delivery.failure_not_recorded", delivery=delivery_id)
+        return
+    log.error(
+        "delivery.processing_failed", delivery=delivery_id, error=error, status=status, exc_info=exc
+    )
+
+
+def _hand_off_actions(runtime, ids: list[int]) -> None:
+    try:
+        jobs = by_job(enqueue_actions(runtime, ids))
+    except RedisError as exc:
+        # They stay queued in the database; the scheduler re-enqueues lost jobs.
+        log.warning("actions.enqueue_deferred", count=len(ids), error=str(exc))
+        return
+    with runtime.engine.begin() as conn:
+        action_store.set_jobs(conn, jobs, runtime.clock.now())

@@ -1,0 +1,95 @@
+"""Putting work on RQ. Jobs carry ids only; the database holds the state.
+
+Jobs are enqueued in batches through one Redis pipeline, and each row
+remembers the id of the job carrying it, so the scheduler can tell a job
+that is merely waiting behind others from one that Redis lost (flushed, or
+restarted without persistence) and enqueue the latter again. Results are
+not kept (the database records outcomes); a failed job is kept a week for
+inspection with ``rq info``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from redis import Redis
+from rq import Queue
+from rq.job import Job
+
+DELIVERIES = "deliveries"
+ACTIONS = "actions"
+DELIVERY_BATCH = 20
+ACTION_BATCH = 25
+FAILURE_TTL = 7 * 24 * 3600
+
+
+def enqueue_deliveries(runtime, ids: list[int]) -> dict[int, str]:
+    """``process_deliveries`` jobs of up to DELIVERY_BATCH ids; returns id -> job id."""
+    return _enqueue_chunks(
+        runtime.queue(DELIVERIES), "workers.jobs.process_deliveries", ids, DELIVERY_BATCH, 300
+    )
+
+
+def enqueue_actions(runtime, ids: list[int]) -> dict[int, str]:
+    """``run_actions`` jobs of up to ACTION_BATCH ids; returns id -> job id."""
+    return _enqueue_chunks(
+        runtime.queue(ACTIONS), "workers.jobs.run_actions", ids, ACTION_BATCH, 900
+    )
+
+
+def _enqueue_chunks(
+    queue: Queue, func: str, ids: list[int], size: int, timeout: int
+) -> dict[int, str]:
+    if not ids:
+        return {}
+    assigned: dict[int, str] = {}
+    jobs = []
+    for start in range(0, len(ids), size):
+        chunk = list(ids[start : start + size])
+        job_id = f"{func.rsplit('.', 1)[1]}-{chunk[0]}-{uuid.uuid4().hex[:10]}"
+        jobs.append(
+            Queue.prepare_data(
+                func,
+                args=(chunk,),
+                job_id=job_id,
+                result_ttl=0,
+                failure_ttl=FAILURE_TTL,
+                timeout=timeout,
+            )
+        )
+        assigned.update(dict.fromkeys(chunk, job_id))
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_many(jobs, pipeline=pipe)
+        pipe.execute()
+    return assigned
+
+
+#: RQ job statuses after which the job will not run (again) on its own
+ENDED = {b"finished", b"failed", b"stopped", b"canceled"}
+
+
+def missing_jobs(redis: Redis, job_ids: set[str]) -> set[str]:
+    """The job ids that will not run: unknown to Redis any more, or already ended.
+
+    A row still waiting for such a job was lost (Redis flushed, or the job
+    died half-way through its batch) and must be enqueued again.
+    """
+    ordered = [j for j in job_ids if j]
+    if not ordered:
+        return set()
+    with redis.pipeline(transaction=False) as pipe:
+        for job_id in ordered:
+            pipe.hget(Job.key_for(job_id), "status")
+        statuses = pipe.execute()
+    return {
+        job_id
+        for job_id, status in zip(ordered, statuses, strict=True)
+        if status is None or status in ENDED
+    }
+
+
+def by_job(assigned: dict[int, str]) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = {}
+    for row_id, job_id in assigned.items():
+        grouped.setdefault(job_id, []).append(row_id)
+    return grouped

@@ -1,0 +1,34 @@
+"""The RQ worker process: one SimpleWorker (no fork per job) with this process's Runtime.
+
+Forking per job costs milliseconds and loses the open SMTP connection and
+database pool; jobs here are short and isolated by their own transactions,
+so the worker runs them in-process. Run more processes to use more cores.
+"""
+
+from __future__ import annotations
+
+from rq import SimpleWorker
+
+from aftersale import logs
+from aftersale.runtime import install
+from workers.queues import ACTIONS, DELIVERIES
+
+log = logs.get_logger("workers.runner")
+
+
+def make_worker(runtime, *, name: str | None = None) -> SimpleWorker:
+    install(runtime)
+    queues = [runtime.queue(DELIVERIES), runtime.queue(ACTIONS)]
+    return SimpleWorker(queues, connection=runtime.redis, name=name)
+
+
+def run_worker(runtime, *, burst: bool = False, name: str | None = None) -> bool:
+    """Work until stopped (or, with ``burst``, until the queues are empty)."""
+    worker = make_worker(runtime, name=name)
+    runtime.load_rules_or_fail()  # a bad rules folder stops the worker here, before any job
+    try:
+        return worker.work(
+            burst=burst, logging_level=runtime.config.log_level, with_scheduler=False
+        )
+    finally:
+        runtime.close()

@@ -1,0 +1,161 @@
+"""The scheduler loop: the database says what is due, Redis only carries what is due now.
+
+Each tick it
+1. makes actions whose worker died (lease expired) due again,
+2. claims due actions in batches and enqueues them,
+3. enqueues deliveries stored while Redis was down (the outbox sweep),
+4. re-enqueues deliveries and actions whose RQ job no longer exists
+   (Redis flushed or restarted without persistence).
+Several schedulers may run at once: every claim is a check-and-set.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from aftersale import logs
+from store import actions as action_store
+from store import deliveries as delivery_store
+from workers.queues import by_job, enqueue_actions, enqueue_deliveries, missing_jobs
+
+log = logs.get_logger("workers.scheduler")
+
+
+@dataclass
+class TickReport:
+    released: int = 0
+    actions_enqueued: int = 0
+    deliveries_enqueued: int = 0
+    lost_jobs_requeued: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.actions_enqueued or self.deliveries_enqueued or self.lost_jobs_requeued)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        runtime,
+        *,
+        batch: int = 1000,
+        max_batches: int = 20,
+        outbox_grace=timedelta(seconds=10),
+        lost_after=timedelta(seconds=60),
+    ):
+        self.runtime = runtime
+        self.batch = batch
+        self.max_batches = max_batches
+        self.outbox_grace = outbox_grace
+        self.lost_after = lost_after
+
+    def tick(self, now: datetime | None = None) -> TickReport:
+        now = now or self.runtime.clock.now()
+        report = TickReport()
+        for step in (
+            self._release_leases,
+            self._dispatch_due,
+            self._sweep_outbox,
+            self._recover_lost,
+        ):
+            try:
+                step(now, report)
+            except (SQLAlchemyError, RedisError) as exc:
+                message = f"{step.__name__}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+                report.errors.append(message)
+                log.warning("scheduler.step_failed", step=step.__name__, error=message)
+        if report.busy or report.released:
+            log.info(
+                "scheduler.tick",
+                released=report.released,
+                actions=report.actions_enqueued,
+                deliveries=report.deliveries_enqueued,
+                recovered=report.lost_jobs_requeued,
+            )
+        return report
+
+    def run(self, stop: threading.Event, interval: float = 1.0) -> None:
+        """Tick until ``stop`` is set; ticks back to back while there is a backlog."""
+        log.info("scheduler.started", interval=interval)
+        while not stop.is_set():
+            report = self.tick()
+            if not report.busy:
+                stop.wait(interval)
+        log.info("scheduler.stopped")
+
+    def _release_leases(self, now, report: TickReport) -> None:
+        with self.runtime.engine.begin() as conn:
+            released = action_store.release_expired_leases(conn, now)
+        if released:
+            log.warning("actions.lease_expired", action_ids=released[:50], count=len(released))
+        report.released += len(released)
+
+    def _dispatch_due(self, now, report: TickReport) -> None:
+        for _ in range(self.max_batches):
+            with self.runtime.engine.begin() as conn:
+                ids = action_store.claim_due(conn, now, self.batch)
+            if not ids:
+                return
+            self._enqueue_actions(ids, now)
+            report.actions_enqueued += len(ids)
+            if len(ids) < self.batch:
+                return
+
+    def _enqueue_actions(self, ids: list[int], now) -> None:
+        try:
+            jobs = by_job(enqueue_actions(self.runtime, ids))
+        except RedisError:
+            with self.runtime.engine.begin() as conn:
+                action_store.unqueue(conn, ids, now)
+            raise
+        with self.runtime.engine.begin() as conn:
+            action_store.set_jobs(conn, jobs, now)
+
+    def _sweep_outbox(self, now, report: TickReport) -> None:
+        with self.runtime.engine.begin() as conn:
+            ids = delivery_store.pending_before(conn, now - self.outbox_grace, self.batch)
+        if ids:
+            self._enqueue_deliveries(ids, now)
+            report.deliveries_enqueued += len(ids)
+            log.info("deliveries.swept", count=len(ids))
+
+    def _enqueue_deliveries(self, ids: list[int], now) -> None:
+        jobs = by_job(enqueue_deliveries(self.runtime, ids))
+        with self.runtime.engine.begin() as conn:
+            delivery_store.mark_enqueued(conn, jobs, now)
+
+    def _recover_lost(self, now, report: TickReport) -> None:
+        before = now - self.lost_after
+        with self.runtime.engine.connect() as conn:
+            deliveries = delivery_store.queued_before(conn, before, self.batch)
+            actions = action_store.queued_before(conn, before, self.batch)
+        gone = missing_jobs(
+            self.runtime.redis, {r.job_id for r in deliveries} | {r.job_id for r in actions}
+        )
+        lost_deliveries = [r.id for r in deliveries if not r.job_id or r.job_id in gone]
+        lost_actions = [r.id for r in actions if not r.job_id or r.job_id in gone]
+        if lost_deliveries:
+            self._enqueue_deliveries(lost_deliveries, now)
+        if lost_actions:
+            self._enqueue_actions(lost_actions, now)
+        if lost_deliveries or lost_actions:
+            log.warning(
+                "jobs.lost_requeued", deliveries=len(lost_deliveries), actions=len(lost_actions)
+            )
+        report.lost_jobs_requeued += len(lost_deliveries) + len(lost_actions)
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum, _frame):
+        log.info("scheduler.signal", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
