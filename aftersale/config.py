@@ -45,6 +45,7 @@ class Config:
     templates_dir: Path | None = None
     sentry_dsn: str = ""
     secret_key: str = ""
+    previous_secret_key: str = ""
     public_url: str = "http://127.0.0.1:8000"
     queue_prefix: str = "aftersale"
     max_body_bytes: int = MIB
@@ -73,6 +74,7 @@ class Config:
             "templates_dir": Path(env["TEMPLATES_DIR"]) if env.get("TEMPLATES_DIR") else None,
             "sentry_dsn": env.get("SENTRY_DSN", ""),
             "secret_key": env.get("SECRET_KEY", ""),
+            "previous_secret_key": env.get("SECRET_KEY_PREVIOUS", ""),
             "public_url": (env.get("PUBLIC_URL") or cls.public_url).rstrip("/"),
             "queue_prefix": env.get("QUEUE_PREFIX") or cls.queue_prefix,
             "max_body_bytes": int(env.get("MAX_BODY_BYTES") or MIB),
@@ -111,6 +113,11 @@ class Config:
             if not self.secret_key:
                 changes["secret_key"] = dev["SECRET_KEY"]
         return dataclasses.replace(self, **changes) if changes else self
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """The current SECRET_KEY first, then the previous one during a rotation."""
+        return tuple(k for k in (self.secret_key, self.previous_secret_key) if k)
 
     @property
     def is_sqlite(self) -> bool:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar
 
+from aftersale.errors import PermanentError
 from aftersale.events import Event
 
 
@@ -43,6 +44,23 @@ class SignatureError(DeliveryRejected):
 
 class UnknownShop(DeliveryRejected):
     status = 401
+
+
+class PlatformUnsupported(PermanentError):
+    """The platform has no such call (e.g. tagging a WooCommerce customer)."""
+
+
+@dataclass(frozen=True)
+class ShopAccess:
+    """What a platform call needs: the shop's address and decrypted credentials (never logged).
+
+    ``api_url`` overrides the platform's API base URL (a proxy, or a local
+    HTTP server standing in for the platform in tests).
+    """
+
+    domain: str
+    credentials: dict = field(default_factory=dict, repr=False)
+    api_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +158,25 @@ class Connector(ABC):
         if handler is None:
             return Normalized(outcome="unsupported_topic", detail=meta.topic)
         return handler(self, payload, meta, state)
+
+    # -- platform calls: the store acting on itself --------------------------------
+    # Each raises aftersale.errors.TransientError (timeouts, 429 with its wait,
+    # 5xx) or PermanentError (4xx, missing credentials), and returns a small dict
+    # recorded on the action (ids the platform gave back).
+
+    def tag_order(self, shop: ShopAccess, order_ref: str, tags: list[str]) -> dict:
+        raise PlatformUnsupported(f"{self.name} cannot tag orders")
+
+    def tag_customer(self, shop: ShopAccess, customer_ref: str, tags: list[str]) -> dict:
+        raise PlatformUnsupported(f"{self.name} cannot tag customers")
+
+    def add_order_note(self, shop: ShopAccess, order_ref: str, note: str) -> dict:
+        raise PlatformUnsupported(f"{self.name} cannot add order notes")
+
+    def create_discount_code(self, shop: ShopAccess, spec: dict) -> dict:
+        """Create a single-use code; ``spec`` has code, kind (percentage|fixed_amount), value,
+        currency, expires_at, customer email. Returns at least {"code": ..., "id": ...}."""
+        raise PlatformUnsupported(f"{self.name} cannot create discount codes")
 
 
 def hmac_sha256_base64(secret: str, body: bytes) -> str:

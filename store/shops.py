@@ -36,3 +36,39 @@ def find_shop(conn: Connection, platform: str, domain: str):
 
 def get_shop(conn: Connection, shop_id: int):
     return conn.execute(select(shops).where(shops.c.id == shop_id)).first()
+
+
+def save_credentials(
+    conn: Connection, shop_id: int, secret_keys, credentials: dict, now: datetime
+) -> None:
+    """Store a shop's credentials (API tokens, webhook secrets) encrypted with SECRET_KEY."""
+    from aftersale.crypto import encrypt_json
+
+    conn.execute(
+        shops.update()
+        .where(shops.c.id == shop_id)
+        .values(credentials=encrypt_json(secret_keys, credentials), updated_at=now)
+    )
+
+
+def credentials_of(shop_row, secret_keys) -> dict:
+    """The decrypted credentials of a shop row ({} when none are stored)."""
+    from aftersale.crypto import decrypt_json
+
+    return decrypt_json(secret_keys, shop_row.credentials)
+
+
+def access(shop_row, config):
+    """What platform calls need for this shop: domain, decrypted credentials, API base override.
+
+    ``settings["api_url"]`` on the shop row points the platform calls somewhere
+    else than the platform's own API (a proxy, or a local stand-in in tests).
+    """
+    from connectors.base import ShopAccess
+
+    settings = shop_row.settings or {}
+    return ShopAccess(
+        domain=shop_row.domain,
+        credentials=credentials_of(shop_row, config.secret_keys),
+        api_url=settings.get("api_url"),
+    )

@@ -1,4 +1,4 @@
-"""Running one action: claim it, re-check it, render, send, record. Exactly one worker wins.
+"""Running one action: claim it, re-check it, prepare, send, record. Exactly one worker wins.
 
 The claim (``queued -> running``) is committed before anything is sent and
 carries a lease, so a worker killed mid-send leaves a ``running`` row the
@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
 
 from aftersale import logs
+from aftersale.errors import DeliveryFailed, TransientError
 from aftersale.events import Event
 from store import actions as action_store
 from store import events as event_store
@@ -25,34 +23,24 @@ from store import messages as message_store
 from store import shops as shop_store
 from store import state as state_store
 from store.actions import ActionStatus
-from workers.channels.base import ChannelError, TransientError
-from workers.render import TemplateProblem, locale_candidates
+from workers.executors import EXECUTORS, ActionContext, Prepared
+from workers.policy import Skip
+from workers.render import TemplateProblem
 
 log = logs.get_logger("workers.actions")
 
 LEASE = timedelta(minutes=5)
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
-
-
-class Skip(Exception):
-    """The action must not run now; ``reason`` is recorded as its skip reason."""
-
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
-
-
-@dataclass
-class Prepared:
-    """What the re-check and render produced: ready to hand to a channel."""
-
-    channel: str
-    recipient: str
-    subject: str | None
-    payload: object  # EmailMessage for email
-    message_id: str | None
+CUSTOMER_KEYS = (
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "locale",
+    "accepts_email_marketing",
+    "accepts_sms_marketing",
+)
 
 
 def run_action(runtime, action_id: int) -> str:
@@ -71,7 +59,7 @@ def run_action(runtime, action_id: int) -> str:
 
 def _run_claimed(runtime, action, now: datetime) -> str:
     try:
-        prepared = _prepare(runtime, action, now)
+        executor, prepared = _prepare(runtime, action, now)
     except Skip as skip:
         _finish(
             runtime,
@@ -82,15 +70,17 @@ def _run_claimed(runtime, action, now: datetime) -> str:
         )
         log.info("action.skipped", reason=skip.reason, detail=skip.detail)
         return ActionStatus.SKIPPED.value
-    except TemplateProblem as exc:
-        _finish(runtime, action, ActionStatus.FAILED, last_error=str(exc))
+    except (TemplateProblem, DeliveryFailed) as exc:
+        if isinstance(exc, TransientError):
+            return _failed(runtime, action, None, exc, time.monotonic())
+        _finish(runtime, action, ActionStatus.FAILED, last_error=str(exc)[:2000])
         log.error("action.failed", error=str(exc))
         return ActionStatus.FAILED.value
     started = time.monotonic()
     try:
-        result = runtime.mailer.send([prepared.payload])[0]
-    except ChannelError as exc:
-        return _failed_send(runtime, action, prepared, exc, started)
+        result = executor.send(runtime, prepared)
+    except DeliveryFailed as exc:
+        return _failed(runtime, action, prepared, exc, started)
     duration = int((time.monotonic() - started) * 1000)
     with runtime.engine.begin() as conn:
         won = action_store.transition(
@@ -133,20 +123,21 @@ def _run_claimed(runtime, action, now: datetime) -> str:
     return ActionStatus.SENT.value
 
 
-def _failed_send(runtime, action, prepared: Prepared, exc: ChannelError, started: float) -> str:
+def _failed(runtime, action, prepared: Prepared | None, exc: DeliveryFailed, started: float) -> str:
     now = runtime.clock.now()
     duration = int((time.monotonic() - started) * 1000)
     transient = isinstance(exc, TransientError)
-    exhausted = action.attempts >= action.max_attempts
     if not transient:
         status, values = ActionStatus.FAILED, {}
-    elif exhausted:
+    elif action.attempts >= action.max_attempts:
         status, values = ActionStatus.DEAD, {}
     else:
         status, values = (
             ActionStatus.SCHEDULED,
             {"due_at": now + retry_delay(action.attempts, exc.retry_after)},
         )
+    recipient = prepared.recipient if prepared else None
+    subject = prepared.subject if prepared else None
     with runtime.engine.begin() as conn:
         action_store.transition(
             conn,
@@ -155,8 +146,8 @@ def _failed_send(runtime, action, prepared: Prepared, exc: ChannelError, started
             status,
             now,
             last_error=str(exc)[:2000],
-            recipient=prepared.recipient,
-            subject=prepared.subject,
+            recipient=recipient,
+            subject=subject,
             lease_expires_at=None,
             job_id=None,
             **values,
@@ -164,12 +155,12 @@ def _failed_send(runtime, action, prepared: Prepared, exc: ChannelError, started
         message_store.record_attempt(
             conn,
             action=action,
-            channel=prepared.channel,
+            channel=prepared.channel if prepared else action.action_type,
             now=now,
             status="transient_error" if transient else "permanent_error",
-            recipient=prepared.recipient,
-            subject=prepared.subject,
-            message_id=prepared.message_id,
+            recipient=recipient,
+            subject=subject,
+            message_id=prepared.message_id if prepared else None,
             status_code=exc.status_code,
             error=str(exc),
             response=exc.response,
@@ -206,15 +197,13 @@ def _finish(runtime, action, status: ActionStatus, **values) -> None:
         )
 
 
-# -- re-check and render ------------------------------------------------------
-
-
-def _prepare(runtime, action, now: datetime) -> Prepared:
+def _prepare(runtime, action, now: datetime):
     if action.deadline_at and now > action.deadline_at:
         raise Skip(
             "late", f"due {action.due_at.isoformat()}, deadline {action.deadline_at.isoformat()}"
         )
-    if action.action_type != "email":
+    executor = EXECUTORS.get(action.action_type)
+    if executor is None:
         raise Skip("unsupported", f"no executor for {action.action_type!r}")
     with runtime.engine.connect() as conn:
         stored = event_store.get_event(conn, action.event_id) if action.event_id else None
@@ -223,16 +212,10 @@ def _prepare(runtime, action, now: datetime) -> Prepared:
         event = Event.from_dict(stored.payload)
         shop = shop_store.get_shop(conn, action.shop_id)
         customer = _current_customer(conn, action, event)
-        context = _context(runtime, action, event, shop, customer)
-        recipient = _recipient(action, context)
-        reason = message_store.suppression(
-            conn, action.shop_id, "email", recipient, action.category
+        ctx = ActionContext(
+            action, event, shop, customer, _template_context(runtime, action, event, shop, customer)
         )
-    if reason:
-        raise Skip("suppressed", f"address suppressed ({reason})")
-    if action.category == "marketing" and customer.get("accepts_email_marketing") is not True:
-        raise Skip("no_consent", "marketing email needs the customer's email marketing consent")
-    return _build_email(runtime, action, context, recipient, shop)
+        return executor, executor.prepare(runtime, conn, ctx)
 
 
 def _current_customer(conn, action, event: Event) -> dict:
@@ -243,22 +226,13 @@ def _current_customer(conn, action, event: Event) -> dict:
         if row is not None:
             if row.redacted_at:
                 raise Skip("customer_redacted", "the customer's data was redacted")
-            for key in (
-                "email",
-                "phone",
-                "first_name",
-                "last_name",
-                "locale",
-                "accepts_email_marketing",
-                "accepts_sms_marketing",
-            ):
-                value = getattr(row, key)
-                if value is not None:
-                    customer[key] = value
+            customer.update(
+                {k: getattr(row, k) for k in CUSTOMER_KEYS if getattr(row, k) is not None}
+            )
     return customer
 
 
-def _context(runtime, action, event: Event, shop, customer: dict) -> dict:
+def _template_context(runtime, action, event: Event, shop, customer: dict) -> dict:
     settings = runtime.rules.settings
     context = event.context()
     context["customer"] = customer
@@ -268,41 +242,3 @@ def _context(runtime, action, event: Event, shop, customer: dict) -> dict:
     }
     context["action"] = {"id": action.id, "rule": action.rule}
     return context
-
-
-def _recipient(action, context: dict) -> str:
-    target = action.params.get("to", "customer")
-    if target != "customer":
-        return target
-    address = (context.get("customer") or {}).get("email") or (context.get("order") or {}).get(
-        "email"
-    )
-    if not address or "@" not in parseaddr(address)[1]:
-        raise Skip("no_recipient", "the customer has no email address in this event")
-    return address
-
-
-def _build_email(runtime, action, context: dict, recipient: str, shop) -> Prepared:
-    settings = runtime.rules.settings
-    customer_locale = (context.get("customer") or {}).get("locale") or (
-        context.get("order") or {}
-    ).get("locale")
-    locales = locale_candidates(customer_locale, settings.default_locale)
-    rendered = runtime.renderer.render(action.params["template"], context, locales)
-    sender = settings.sender or runtime.config.mail_from
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "aftersale.local"
-    message_id = f"<action-{action.id}.{action.shop_id}@{domain}>"
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = recipient
-    message["Subject"] = rendered.subject
-    message["Date"] = format_datetime(runtime.clock.now())
-    message["Message-ID"] = message_id
-    reply_to = action.params.get("reply_to") or settings.reply_to
-    if reply_to:
-        message["Reply-To"] = reply_to
-    message["X-Aftersale-Rule"] = action.rule
-    message.set_content(rendered.text)
-    if rendered.html:
-        message.add_alternative(rendered.html, subtype="html")
-    return Prepared("email", recipient, rendered.subject, message, message_id)

@@ -18,26 +18,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aftersale.errors import DeliveryFailed, PermanentError, TransientError
 
-class ChannelError(Exception):
-    def __init__(
-        self, message: str, *, status_code: int | None = None, response: str | None = None
-    ):
-        super().__init__(message)
-        self.status_code = status_code
-        self.response = response
-
-
-class TransientError(ChannelError):
-    """Worth retrying later; ``retry_after`` (seconds) when the provider said how long to wait."""
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs):
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
+__all__ = [
+    "Channel",
+    "ChannelError",
+    "ChannelUnavailable",
+    "PermanentError",
+    "SendResult",
+    "TransientError",
+]
 
 
-class PermanentError(ChannelError):
-    """Retrying will not help: the address, the content or our credentials are wrong."""
+ChannelError = DeliveryFailed
 
 
 class ChannelUnavailable(Exception):

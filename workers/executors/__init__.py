@@ -1,0 +1,19 @@
+"""What each step type does, one module each, listed explicitly in :data:`EXECUTORS`.
+
+An executor turns a claimed action into something sent: ``prepare`` renders
+and checks (raising ``Skip`` or ``TemplateProblem``), ``send`` hands it to
+the channel or platform (raising ``TransientError`` or ``PermanentError``).
+The step types here and the ones rules accept (``rules/schema.py``) are the
+same set; a test keeps them so.
+"""
+
+from __future__ import annotations
+
+from workers.executors.base import ActionContext, Executor, Prepared
+from workers.executors.email import EmailExecutor
+
+EXECUTORS: dict[str, Executor] = {
+    EmailExecutor.step: EmailExecutor(),
+}
+
+__all__ = ["EXECUTORS", "ActionContext", "Executor", "Prepared"]

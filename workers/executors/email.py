@@ -1,0 +1,40 @@
+"""The ``email`` step: render the template in the customer's language and send it."""
+
+from __future__ import annotations
+
+from email.utils import parseaddr
+
+from workers.compose import compose_email
+from workers.executors.base import ActionContext, Executor, Prepared
+from workers.policy import Skip, check_recipient
+from workers.render import locale_candidates
+
+
+class EmailExecutor(Executor):
+    step = "email"
+
+    def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
+        recipient = _recipient(ctx)
+        check_recipient(conn, ctx.action, "email", recipient, ctx.customer)
+        settings = runtime.rules.settings
+        tc = ctx.template_context
+        locale = (tc.get("customer") or {}).get("locale") or (tc.get("order") or {}).get("locale")
+        rendered = runtime.renderer.render(
+            ctx.action.params["template"], tc, locale_candidates(locale, settings.default_locale)
+        )
+        message = compose_email(runtime, ctx, rendered, recipient)
+        return Prepared("email", recipient, rendered.subject, message, message["Message-ID"])
+
+    def send(self, runtime, prepared: Prepared):
+        return runtime.mailer.send([prepared.payload])[0]
+
+
+def _recipient(ctx: ActionContext) -> str:
+    target = ctx.action.params.get("to", "customer")
+    if target != "customer":
+        return target
+    tc = ctx.template_context
+    address = (tc.get("customer") or {}).get("email") or (tc.get("order") or {}).get("email")
+    if not address or "@" not in parseaddr(address)[1]:
+        raise Skip("no_recipient", "the customer has no email address in this event")
+    return address
