@@ -278,6 +278,7 @@ FIELDS: dict[str, dict] = {
                 "created_at",
                 "message",
                 "estimated_delivery_at",
+                "email",
             )
         ),
         "location": dict.fromkeys(("city", "province", "country", "zip")),

@@ -59,8 +59,10 @@ def configure(level: str = "INFO", fmt: str = "json", stream=None) -> None:
     handler._aftersale = True
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("rq.worker", "rq.queue"):
-        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))
+    # RQ logs every job start and end at INFO; our own lines already say what each job did.
+    quiet = logging.DEBUG if logging.getLevelName(level) <= logging.DEBUG else logging.WARNING
+    for noisy in ("rq.worker", "rq.queue", "rq.scheduler", "mail.log"):
+        logging.getLogger(noisy).setLevel(quiet)
     _configured = True
 
 

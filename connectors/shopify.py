@@ -135,13 +135,19 @@ class ShopifyConnector(Connector):
                 occurred,
                 fulfillment=fulfillment,
                 state=state,
+                order_id=fulfillment["order_id"],
             )
         ]
         normalized = Normalized(
             events=events, state=_with_fulfillment(state, fulfillment, None, occurred)
         )
         shipment = self._shipment(
-            payload.get("shipment_status"), fulfillment, occurred, meta, state
+            payload.get("shipment_status"),
+            fulfillment,
+            occurred,
+            meta,
+            state,
+            fulfillment["order_id"],
         )
         normalized.events += shipment.events
         if shipment.state is not None:
@@ -151,7 +157,14 @@ class ShopifyConnector(Connector):
     def _fulfillment_updated(self, payload, meta, state):
         fulfillment = canonical_fulfillment(payload)
         occurred = _time(payload.get("updated_at")) or _now(meta)
-        return self._shipment(payload.get("shipment_status"), fulfillment, occurred, meta, state)
+        return self._shipment(
+            payload.get("shipment_status"),
+            fulfillment,
+            occurred,
+            meta,
+            state,
+            fulfillment["order_id"],
+        )
 
     def _fulfillment_event(self, payload, meta, state):
         fid = _id(payload.get("fulfillment_id"))
@@ -169,7 +182,9 @@ class ShopifyConnector(Connector):
         occurred = (
             _time(payload.get("happened_at")) or _time(payload.get("created_at")) or _now(meta)
         )
-        return self._shipment(payload.get("status"), fulfillment, occurred, meta, state)
+        return self._shipment(
+            payload.get("status"), fulfillment, occurred, meta, state, _id(payload.get("order_id"))
+        )
 
     def _refund_created(self, payload, meta, state):
         refund = canonical_refund(payload, state)
@@ -183,7 +198,13 @@ class ShopifyConnector(Connector):
         )
         refund["full"] = _fully_refunded(new_state)
         event = self._event(
-            "order.refunded", meta, refund["id"], occurred, refund=refund, state=state
+            "order.refunded",
+            meta,
+            refund["id"],
+            occurred,
+            refund=refund,
+            state=state,
+            order_id=refund["order_id"],
         )
         return Normalized(events=[event], state=new_state)
 
@@ -208,9 +229,11 @@ class ShopifyConnector(Connector):
             occurred = (
                 _time(payload.get("updated_at")) or _time(payload.get("created_at")) or _now(meta)
             )
-            return Normalized(
-                events=[self._event(kind, meta, ret["id"], occurred, return_=ret, state=state)]
+            order_id = _id((payload.get("order") or {}).get("id"))
+            event = self._event(
+                kind, meta, ret["id"], occurred, return_=ret, state=state, order_id=order_id
             )
+            return Normalized(events=[event])
 
         return handler
 
@@ -317,7 +340,7 @@ class ShopifyConnector(Connector):
 
     # -- helpers ---------------------------------------------------------
 
-    def _shipment(self, status, fulfillment, occurred, meta, state) -> Normalized:
+    def _shipment(self, status, fulfillment, occurred, meta, state, order_id=None) -> Normalized:
         """One shipment event per (fulfillment, status), in order, never backwards after delivery."""
         fid = fulfillment["id"]
         seen = (state.extra.get("fulfillments") or {}).get(fid) or {}
@@ -339,15 +362,32 @@ class ShopifyConnector(Connector):
             "shipment_status": status,
         }
         event = self._event(
-            kind, meta, f"{fid}:{kind}", occurred, fulfillment=fulfillment, state=state
+            kind,
+            meta,
+            f"{fid}:{kind}",
+            occurred,
+            fulfillment=fulfillment,
+            state=state,
+            order_id=order_id,
         )
         return Normalized(
             events=[event], state=_with_fulfillment(state, fulfillment, status, occurred)
         )
 
-    def _event(self, kind, meta, key, occurred, *, state=None, **subjects) -> Event:
-        if state is not None and "order" not in subjects and state.order:
-            subjects["order"] = state.order
+    def _event(self, kind, meta, key, occurred, *, state=None, order_id=None, **subjects) -> Event:
+        """An event; events about an order carry the stored order, or at least its id.
+
+        When the order is not known yet (its webhook is late or was missed), a
+        fulfillment's own ``email`` still lets the customer be told it shipped.
+        """
+        if "order" not in subjects:
+            if state is not None and state.order:
+                subjects["order"] = state.order
+            elif order_id:
+                subjects["order"] = {"id": order_id}
+                email = (subjects.get("fulfillment") or {}).get("email")
+                if email and "customer" not in subjects:
+                    subjects["customer"] = {"id": f"guest:{email.lower()}", "email": email}
         return Event(
             kind=kind,
             shop=meta.shop,
@@ -466,6 +506,7 @@ def canonical_fulfillment(p: dict) -> dict:
             }
             for item in p.get("line_items") or []
         ],
+        "email": p.get("email") or None,
         "created_at": iso(_time(p.get("created_at"))),
     }
 

@@ -48,9 +48,14 @@ def cli():
     """
 
 
-def main() -> None:
+def build() -> click.Group:
+    """The ``aftersale`` group with every command module registered (idempotent)."""
     from aftersale.cli import db, rules, run, testing
 
     for module in (run, db, rules, testing):
         module.register(cli)
-    cli(prog_name="aftersale")
+    return cli
+
+
+def main() -> None:
+    build()(prog_name="aftersale")

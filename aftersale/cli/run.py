@@ -124,9 +124,15 @@ def web(host, port, workers):
 @pass_context
 def worker(ctx, burst, name):
     """Run one RQ worker (no fork per job) on the deliveries and actions queues."""
+    from rules import RulesInvalid
     from workers.runner import run_worker
 
-    sys.exit(0 if run_worker(ctx.runtime, burst=burst, name=name) else 1)
+    try:
+        run_worker(ctx.runtime, burst=burst, name=name)
+    except RulesInvalid as exc:
+        raise click.ClickException(
+            f"rules folder {ctx.config.rules_dir} has errors:\n{exc}"
+        ) from exc
 
 
 @click.command()
