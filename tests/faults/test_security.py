@@ -1,0 +1,90 @@
+"""Security properties: constant-time signatures, replay, sandboxed templates, safe YAML, public surface."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from store.tables import actions, deliveries
+from tests.conftest import SHOPIFY_SECRET
+from tests.helpers import count, fixture_bytes, post_shopify, rows
+
+pytestmark = pytest.mark.fault
+ROOT = Path(__file__).resolve().parents[2]
+PUBLIC_ENDPOINTS = {"receiver.receive", "health.healthz", "health.readyz", "static"}
+
+
+def test_signatures_are_never_compared_with_equality():
+    """Every signature check goes through hmac.compare_digest; `==` on a digest leaks timing."""
+    suspicious = []
+    for path in (ROOT / "connectors").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Compare) and any(
+                isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops
+            ):
+                names = {n.id.lower() for n in ast.walk(node) if isinstance(n, ast.Name)}
+                names |= {n.attr.lower() for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+                if any(
+                    word in name
+                    for name in names
+                    for word in ("signature", "digest", "hmac", "expected")
+                ):
+                    suspicious.append(f"{path.name}:{node.lineno}")
+    assert suspicious == []
+    source = (ROOT / "connectors" / "base.py").read_text()
+    assert "hmac.compare_digest" in source
+
+
+def test_a_replayed_delivery_is_a_no_op(client, work, runtime, smtp_server):
+    body = fixture_bytes("shopify", "orders__create")
+    post_shopify(client, "orders/create", body, SHOPIFY_SECRET, webhook_id="replay-me")
+    work()
+    again = post_shopify(client, "orders/create", body, SHOPIFY_SECRET, webhook_id="replay-me")
+    work()
+    assert again.status_code == 200 and again.json["status"] == "duplicate"
+    assert count(runtime.engine, deliveries) == 1
+    assert len(smtp_server.handler.messages) == 1
+
+
+def test_templates_cannot_reach_python_internals(tmp_path, config, clock, smtp_server):
+    from aftersale.runtime import Runtime, install
+    from webhooks import create_app
+    from workers.runner import make_worker
+
+    rules = tmp_path / "evil-rules"
+    (rules / "templates" / "evil").mkdir(parents=True)
+    (rules / "templates" / "evil" / "subject.txt").write_text(
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+    )
+    (rules / "templates" / "evil" / "body.txt").write_text("{{ order.__init__.__globals__ }}")
+    (rules / "evil.yaml").write_text(
+        "- name: evil\n  on: order.created\n  category: transactional\n  do: [{email: evil}]\n"
+    )
+    runtime = Runtime(config.replace(rules_dir=rules), clock)
+    install(runtime)
+    try:
+        app = create_app(runtime=runtime)
+        post_shopify(
+            app.test_client(),
+            "orders/create",
+            fixture_bytes("shopify", "orders__create"),
+            SHOPIFY_SECRET,
+        )
+        app.extensions["aftersale.receiver"].writer.drain()
+        make_worker(runtime).work(burst=True, logging_level="WARNING", with_scheduler=False)
+        (action,) = rows(runtime.engine, actions)
+        assert action.status == "failed"
+        assert "unsafe" in action.last_error or "access to attribute" in action.last_error
+        assert smtp_server.handler.messages == []
+    finally:
+        runtime.close()
+        install(None)
+
+
+def test_only_receivers_links_and_health_are_public(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    exposed = endpoints - PUBLIC_ENDPOINTS - {e for e in endpoints if e.startswith("links.")}
+    assert exposed == set(), f"endpoints reachable without authentication: {sorted(exposed)}"
