@@ -23,10 +23,12 @@ from connectors.base import (
     MissingHeaders,
     Normalized,
     OrderState,
+    ShopAccess,
     SignatureError,
     header,
     verify_base64_hmac,
 )
+from connectors.shopify_api import ShopifyAdminAPI, gid
 
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 REQUIRED_HEADERS = (
@@ -397,8 +399,49 @@ class ShopifyConnector(Connector):
             **subjects,
         )
 
+    # -- platform calls (GraphQL Admin API, connectors/shopify_api.py) -----------
+
+    def tag_order(self, shop: ShopAccess, order_ref: str, tags: list[str]) -> dict:
+        return ShopifyAdminAPI(shop).tags_add(gid("Order", order_ref), tags)
+
+    def tag_customer(self, shop: ShopAccess, customer_ref: str, tags: list[str]) -> dict:
+        return ShopifyAdminAPI(shop).tags_add(gid("Customer", customer_ref), tags)
+
+    def add_order_note(self, shop: ShopAccess, order_ref: str, note: str) -> dict:
+        return ShopifyAdminAPI(shop).append_order_note(gid("Order", order_ref), note)
+
+    def create_discount_code(self, shop: ShopAccess, spec: dict) -> dict:
+        return ShopifyAdminAPI(shop).create_discount_code(discount_input(spec))
+
 
 # -- payload -> canonical dicts ---------------------------------------------
+
+
+def discount_input(spec: dict) -> dict:
+    """``DiscountCodeBasicInput`` for a single-use code, limited to the customer when known."""
+    value = Decimal(str(spec["value"]))
+    if spec["kind"] == "percentage":
+        gets_value = {"percentage": float(value / 100)}
+    else:
+        gets_value = {"discountAmount": {"amount": str(value), "appliesOnEachItem": False}}
+    customer = spec.get("customer_id")
+    context = (
+        {"customers": {"add": [gid("Customer", customer)]}}
+        if customer and not str(customer).startswith("guest:")
+        else {"all": "ALL"}
+    )
+    discount = {
+        "title": spec.get("title") or f"Aftersale {spec['code']}",
+        "code": spec["code"],
+        "startsAt": spec["starts_at"],
+        "usageLimit": 1,
+        "appliesOncePerCustomer": True,
+        "context": context,
+        "customerGets": {"value": gets_value, "items": {"all": True}},
+    }
+    if spec.get("expires_at"):
+        discount["endsAt"] = spec["expires_at"]
+    return discount
 
 
 def canonical_order(p: dict) -> dict:

@@ -39,9 +39,13 @@ class ChannelUnavailable(Exception):
 
 @dataclass
 class SendResult:
+    """What the provider said: its id for the message, the status code, a truncated answer,
+    and ``data`` worth keeping on the action (a created discount code) for later steps."""
+
     provider_id: str | None
     status_code: int | None = None
     response: str | None = None
+    data: dict | None = None
 
 
 class Channel(ABC):
