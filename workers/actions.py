@@ -254,7 +254,7 @@ def _earlier_results(conn, action, now: datetime) -> dict[int, dict]:
         if executor is None or not executor.provides_result:
             continue
         if row.status == ActionStatus.SENT.value:
-            results[row.step] = {"type": row.action_type, **(row.result or {})}
+            results[row.step] = {**(row.result or {}), "step_type": row.action_type}
         elif row.status in FINAL:
             raise Skip(
                 "dependency_failed",
@@ -290,7 +290,7 @@ def _template_context(runtime, action, event: Event, shop, customer: dict, steps
     context["action"] = {"id": action.id, "rule": action.rule}
     context["steps"] = steps
     for result in steps.values():
-        if result.get("type") == "discount_code":
+        if result["step_type"] == "discount_code":
             context["discount"] = result
     return context
 

@@ -99,7 +99,7 @@ class DiscountCodeExecutor(PlatformExecutor):
         expires = now + parse_duration(params["expires_in"]) if params.get("expires_in") else None
         spec = {
             "code": code,
-            "kind": params["type"],
+            "kind": params.get("type", "percentage"),
             "value": str(params["value"]),
             "currency": (ctx.template_context.get("order") or {}).get("currency"),
             "title": params.get("title"),
@@ -121,7 +121,7 @@ def _create(connector, access, spec: dict) -> dict:
     return {
         "id": created.get("id"),
         "code": created.get("code") or spec["code"],
-        "type": spec["kind"],
+        "kind": spec["kind"],
         "value": spec["value"],
         "currency": spec["currency"],
         "expires_at": spec["expires_at"],
