@@ -61,7 +61,8 @@ def list_actions(ctx, status, shop, order_ref, rule, limit):
         status_text = a.status + (f" ({a.skip_reason})" if a.skip_reason else "")
         when = a.finished_at if a.status in [s.value for s in action_store.FINAL] else a.due_at
         note = a.last_error if a.status != "sent" else (a.subject or a.provider_id or "")
-        table.add_row(
+        _row(
+            table,
             str(a.id),
             a.shop_domain,
             a.order_ref or "",
@@ -74,6 +75,13 @@ def list_actions(ctx, status, shop, order_ref, rule, limit):
             (note or "")[:80],
         )
     _console().print(table)
+
+
+def _row(table, *cells: str) -> None:
+    """A table row shown as written: errors and params may hold [brackets] rich would eat."""
+    from rich.markup import escape
+
+    table.add_row(*(escape(c) for c in cells))
 
 
 @actions_group.command("show")
@@ -94,7 +102,7 @@ def show(ctx, action_id):
     console = _console()
     console.print(f"[bold]action {action.id}[/bold]: {action.action_type} {action.status}")
     for line in _chain(runtime, action, event, delivery):
-        console.print(line)
+        console.print(line, markup=False)  # rule text and errors may hold [brackets]
     console.print(_attempts_table(attempts))
 
 
@@ -156,7 +164,8 @@ def _attempts_table(attempts):
     for column in ("#", "at", "channel", "status", "code", "ms", "provider id", "error / answer"):
         table.add_column(column, overflow="fold")
     for m in attempts:
-        table.add_row(
+        _row(
+            table,
             str(m.attempt),
             _when(m.created_at),
             m.channel,
