@@ -151,8 +151,8 @@ def bench_worker(kind: str, emails: int) -> list:
                 instance,
                 MAIL_URL=mail_url,
                 QUEUE_PREFIX=prefix,
-                LOG_LEVEL="WARNING",
             )
+            env["LOG_LEVEL"] = "WARNING"
             started = time.monotonic()
             worker = subprocess.run(
                 [sys.executable, "-m", "aftersale", "worker", "--burst"],

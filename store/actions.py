@@ -162,6 +162,33 @@ def start(conn: Connection, action_id: int, now: datetime, lease: timedelta):
     ).first()
 
 
+def start_many(conn: Connection, ids: list[int], now: datetime, lease: timedelta) -> dict:
+    """``queued -> running`` for a job's actions at once; {id: row} of those this worker won.
+
+    On PostgreSQL the claim commits without waiting for the WAL flush
+    (``synchronous_commit = off`` for this transaction only): visibility to
+    other workers is immediate, and a database crash that lost the claim
+    could not cause a second send that losing a durable claim would not (the
+    send is recorded durably afterwards, and a lost claim only returns the
+    action to ``queued``).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    rows = conn.execute(
+        update(actions)
+        .where(actions.c.id.in_(ids), actions.c.status == ActionStatus.QUEUED.value)
+        .values(
+            status=ActionStatus.RUNNING.value,
+            attempts=actions.c.attempts + 1,
+            started_at=now,
+            lease_expires_at=now + lease,
+            updated_at=now,
+        )
+        .returning(*actions.c)
+    ).all()
+    return {row.id: row for row in rows}
+
+
 def transition(
     conn: Connection, action_id: int, frm: ActionStatus, to: ActionStatus, now: datetime, **values
 ) -> bool:

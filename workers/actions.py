@@ -39,6 +39,9 @@ log = logs.get_logger("workers.actions")
 #: longer than any send can take (SMTP and HTTP time out well before), so a lease only
 #: expires when its worker is gone, never under a slow send that then completes
 LEASE = timedelta(minutes=5)
+#: a job claims all its actions at once; it starts no new one after this long and hands the
+#: rest back, so a claimed action never waits out its lease behind slow sends
+JOB_BUDGET = LEASE / 2
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
 #: how long a step waits before looking again at an earlier step it needs
@@ -56,16 +59,41 @@ CUSTOMER_KEYS = (
 
 def run_action(runtime, action_id: int) -> str:
     """Run one action to a final (or retry) state; returns the status it ended in."""
+    claimed = claim(runtime, [action_id])
+    if action_id not in claimed:
+        return "not_claimed"
+    return run_claimed(runtime, claimed[action_id])
+
+
+def claim(runtime, action_ids: list[int]) -> dict:
+    """Claim a job's actions in one transaction (``queued -> running`` with a lease); {id: row}.
+
+    Only the claims this worker won are returned: an action another worker
+    runs, or that was cancelled meanwhile, is left alone.
+    """
+    with runtime.engine.begin() as conn:
+        claimed = action_store.start_many(conn, action_ids, runtime.clock.now(), LEASE)
+    for action_id in action_ids:
+        if action_id not in claimed:
+            log.info("action.not_claimed", action_id=action_id)
+    return claimed
+
+
+def hand_back(runtime, actions: list) -> None:
+    """Claimed actions this worker will not start after all go back to ``scheduled``, due now."""
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:
-        action = action_store.start(conn, action_id, now, LEASE)
-    if action is None:
-        log.info("action.not_claimed", action_id=action_id)
-        return "not_claimed"
+        for action in actions:
+            action_store.defer(conn, action.id, now, now, "job ran past its time budget")
+    log.warning("actions.handed_back", count=len(actions))
+
+
+def run_claimed(runtime, action) -> str:
+    """Run an action this worker holds the lease of."""
     with logs.bound(
         action_id=action.id, rule=action.rule, event_id=action.event_id, shop_id=action.shop_id
     ):
-        return _run_claimed(runtime, action, now)
+        return _run_claimed(runtime, action, runtime.clock.now())
 
 
 def _run_claimed(runtime, action, now: datetime) -> str:
