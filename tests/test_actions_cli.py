@@ -108,3 +108,45 @@ def test_replay_a_delivery_is_idempotent(client, app, runtime, cli):
     assert "processed; 0 new event(s), 0 new action(s)" in second.output
     assert count(runtime.engine, events) == 1 and count(runtime.engine, actions) == 1
     assert cli("deliveries", "replay", "999").exit_code == 1
+
+
+def test_a_worker_whose_rules_send_sms_needs_sms_url_to_start(cli_runner, config, tmp_path):
+    folder = tmp_path / "sms-rules"
+    folder.mkdir()
+    (folder / "rules.yaml").write_text(
+        "- name: out-for-delivery\n"
+        "  on: shipment.out_for_delivery\n"
+        "  category: transactional\n"
+        "  do:\n"
+        "    - sms: 'Order {{ order.name }} arrives today'\n"
+    )
+    env = {**env_for(config), "RULES_DIR": str(folder)}
+    result = cli_runner.invoke(build(), ["worker", "--burst"], env=env)
+    assert result.exit_code == 1
+    assert "SMS_URL is not set" in result.output
+    env["SMS_URL"] = "twilio://AC1:token@api.twilio.com?from=%2B15005550006"
+    assert cli_runner.invoke(build(), ["worker", "--burst"], env=env).exit_code == 0
+
+
+def test_migration_0002_upgrades_and_downgrades(database_url):
+    from sqlalchemy import inspect
+
+    from store import migrate
+    from store.db import make_engine
+
+    def indexes():
+        engine = make_engine(database_url)
+        try:
+            return {ix["name"] for ix in inspect(engine).get_indexes("actions")}
+        finally:
+            engine.dispose()
+
+    assert "ix_actions_event_id" in indexes()
+    migrate.downgrade(database_url, "0001")
+    try:
+        assert migrate.current(database_url) == "0001"
+        assert "ix_actions_event_id" not in indexes()
+        assert "ix_actions_status_due_at" in indexes()
+    finally:
+        migrate.upgrade(database_url)
+    assert "ix_actions_event_id" in indexes()

@@ -52,6 +52,11 @@ def mail_channel(url: str) -> Channel:
 def sms_channel(url: str) -> Channel:
     """The SMS channel for ``SMS_URL``; an empty URL means SMS steps cannot run (a start-up error
     for a worker whose rules use them)."""
+    if not url:
+        raise ChannelUnavailable(
+            "rules use sms steps but SMS_URL is not set"
+            " (twilio://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com?from=%2B15005550006)"
+        )
     scheme = urlsplit(url).scheme
     if scheme in ("twilio", "twilio+http"):
         from workers.channels.twilio_sms import TwilioChannel
