@@ -219,4 +219,4 @@ def print_table(title: str, columns: list[str], rows: list[list]) -> None:
         table.add_column(column, justify="right" if column != columns[0] else "left")
     for row in rows:
         table.add_row(*[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
-    Console(width=max(100, shutil.get_terminal_size().columns)).print(table)
+    Console(width=max(160, shutil.get_terminal_size().columns)).print(table)

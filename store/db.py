@@ -10,11 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _json_serializer(value) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+JSON_OPTIONS = {"json_serializer": _json_serializer, "json_deserializer": orjson.loads}
 
 
 def normalize_url(url: str) -> str:
@@ -37,6 +45,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
         pool_pre_ping=True,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5},
+        **JSON_OPTIONS,
     )
 
 
@@ -48,6 +57,7 @@ def _sqlite_engine(url: str) -> Engine:
         url,
         poolclass=NullPool if not database or database == ":memory:" else None,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        **JSON_OPTIONS,
     )
 
     @event.listens_for(engine, "connect")
