@@ -110,8 +110,8 @@ def aftersale_env(database_url: str, redis_url: str, instance: Path, **extra) ->
         SHOPIFY_API_SECRET=SECRET,
         SECRET_KEY="bench-secret-key",
         LOG_LEVEL="INFO",
-        **{k: str(v) for k, v in extra.items()},
     )
+    env.update({k: str(v) for k, v in extra.items()})
     return env
 
 
@@ -219,4 +219,4 @@ def print_table(title: str, columns: list[str], rows: list[list]) -> None:
         table.add_column(column, justify="right" if column != columns[0] else "left")
     for row in rows:
         table.add_row(*[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
-    Console(width=max(100, shutil.get_terminal_size().columns)).print(table)
+    Console(width=max(160, shutil.get_terminal_size().columns)).print(table)

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from store.sql import insert_ignore
+from store.sql import for_update, insert_ignore
 from store.tables import deliveries
 
 UNPROCESSED = ("pending", "queued")
@@ -126,18 +126,49 @@ def record_failure(
     return status
 
 
-def pending_before(conn: Connection, before: datetime, limit: int) -> list[int]:
-    """Stored but never handed to RQ (Redis was down, or the process died before the hand-off)."""
-    return (
+def claim_pending(conn: Connection, now: datetime, limit: int) -> list[int]:
+    """Mark up to ``limit`` pending deliveries ``queued`` for the relay; their ids, oldest first.
+
+    Several relays may run: on PostgreSQL ``SKIP LOCKED`` gives each its own
+    rows, on SQLite the write lock serializes them, and the status check in
+    the UPDATE makes a double claim impossible on both.
+    """
+    pending = (
         conn.execute(
-            select(deliveries.c.id)
-            .where(deliveries.c.status == "pending", deliveries.c.received_at < before)
-            .order_by(deliveries.c.id)
-            .limit(limit)
+            for_update(
+                conn,
+                select(deliveries.c.id)
+                .where(deliveries.c.status == "pending")
+                .order_by(deliveries.c.id)
+                .limit(limit),
+                skip_locked=True,
+            )
         )
         .scalars()
         .all()
     )
+    if not pending:
+        return []
+    return sorted(
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(pending), deliveries.c.status == "pending")
+            .values(status="queued", enqueued_at=now)
+            .returning(deliveries.c.id)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def unclaim(conn: Connection, ids: list[int]) -> None:
+    """Claimed deliveries whose hand-off to RQ failed wait as ``pending`` again."""
+    if ids:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids), deliveries.c.status == "queued")
+            .values(status="pending", enqueued_at=None, job_id=None)
+        )
 
 
 def queued_before(conn: Connection, before: datetime, limit: int):

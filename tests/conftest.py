@@ -272,13 +272,16 @@ def cli_runner():
 
 @pytest.fixture
 def work(runtime):
-    """Run a real RQ SimpleWorker in burst mode until both queues are empty."""
+    """Do what the relay and a worker would: hand stored deliveries to RQ, then run a real
+    RQ SimpleWorker in burst mode until both queues are empty."""
     from workers.runner import make_worker
+    from workers.scheduler import Scheduler
 
     def run():
         receiver = getattr(runtime, "_receiver_state", None)
         if receiver is not None:
             assert receiver.writer.drain(), "delivery writer did not drain"
+        Scheduler(runtime).relay()
         worker = make_worker(runtime)
         worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
         return worker

@@ -29,7 +29,7 @@ def assert_nothing_stored(runtime, app):
     assert queued_jobs(runtime) == 0
 
 
-def test_signed_delivery_is_stored_enqueued_and_answered_200(client, app, runtime, body):
+def test_signed_delivery_is_stored_answered_200_and_relayed(client, app, runtime, body, scheduler):
     response = post_shopify(client, TOPIC, body, SHOPIFY_SECRET, webhook_id="wh-1", event_id="ev-1")
     assert response.status_code == 200
     assert response.json["status"] == "stored"
@@ -39,9 +39,15 @@ def test_signed_delivery_is_stored_enqueued_and_answered_200(client, app, runtim
     assert row.delivery_id == "wh-1" and row.event_id == "ev-1"
     assert row.dedupe_key == "webhook:wh-1"
     assert row.body == body  # the exact bytes, for replay
-    assert row.status == "queued" and row.job_id
+    assert row.status == "pending"
     assert "X-Shopify-Hmac-Sha256" not in row.headers
     assert row.headers["X-Shopify-Topic"] == TOPIC
+    assert (
+        runtime.redis.llen(f"{runtime.config.queue_prefix}:relay:nudge") == 1
+    )  # the relay was woken
+    assert scheduler.relay() == 1
+    (row,) = rows(runtime.engine, deliveries)
+    assert row.status == "queued" and row.job_id
     assert queued_jobs(runtime) == 1
     (shop,) = rows(runtime.engine, shops)
     assert shop.platform == "shopify" and shop.domain == "aftersale-demo.myshopify.com"
@@ -109,14 +115,14 @@ def test_unknown_platform_is_404(client, body):
     assert client.post("/webhooks/magento", data=body).status_code == 404
 
 
-def test_the_same_delivery_twice_is_stored_once(client, app, runtime, body):
+def test_the_same_delivery_twice_is_stored_once(client, app, runtime, body, scheduler):
     first = post_shopify(client, TOPIC, body, SHOPIFY_SECRET, webhook_id="same")
     second = post_shopify(client, TOPIC, body, SHOPIFY_SECRET, webhook_id="same")
     assert (first.status_code, second.status_code) == (200, 200)
     assert second.json["status"] == "duplicate"
     app.extensions["aftersale.receiver"].writer.drain()
     assert count(runtime.engine, deliveries) == 1
-    assert queued_jobs(runtime) == 1
+    assert scheduler.relay() == 1
 
 
 def test_the_same_event_through_two_subscriptions_is_stored_once(client, app, runtime, body):

@@ -1,15 +1,17 @@
-"""Group commit for the webhook inbox, and the hand-off to RQ off the request path.
+"""Group commit for the webhook inbox: many requests, one database commit.
 
 A request thread verifies a delivery and hands it to this process's writer
 thread, then waits. The writer takes every delivery that arrived meanwhile,
-inserts them in one transaction (one commit, one fsync, for many requests),
-wakes the waiting requests so they can answer 200, and only then enqueues
-the new deliveries on RQ in one Redis pipeline and marks them queued.
+inserts them in one transaction (one commit, one fsync, for many requests)
+and wakes the waiting requests, which answer 200. It then nudges the relay
+(one Redis LPUSH per batch); the relay in the scheduler process claims the
+new deliveries and enqueues them on RQ in batches.
 
-Why: a commit per request costs more than the rest of the request together
-(see docs/performance.md); batching keeps "stored before 200" while paying for
-one commit per batch. If Redis is down the rows stay ``pending`` and the
-scheduler's sweeper enqueues them later, so a 200 still means never lost.
+Why: a commit per request costs more than the rest of the request, and
+building RQ jobs in the web process took a seventh of its CPU (see
+docs/performance.md). Here the request path does one durable write, shared,
+and nothing else. If Redis is down the nudge is lost, not the delivery: the
+relay also sweeps ``pending`` rows every second, so a 200 still means never lost.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,9 +28,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from aftersale import logs
 from store import deliveries as delivery_store
-from workers.queues import by_job
 
 log = logs.get_logger(__name__)
+
+#: at most one relay nudge per this many seconds per process; a burst of
+#: batches needs one wake-up, and a nudge costs a Redis round trip
+NUDGE_INTERVAL = 0.005
 
 
 class StorageUnavailable(Exception):
@@ -55,13 +61,13 @@ class DeliveryWriter:
     def __init__(
         self,
         runtime,
-        enqueue: Callable[[list[int]], dict[int, str]],
+        nudge: Callable[[], None],
         *,
         max_batch: int = 500,
         wait_timeout: float = 10.0,
     ):
         self._runtime = runtime
-        self._enqueue = enqueue
+        self._nudge = nudge
         self._max_batch = max_batch
         self._wait_timeout = wait_timeout
         self._queue: queue.SimpleQueue[_Ticket | _Barrier | None] = queue.SimpleQueue()
@@ -81,10 +87,9 @@ class DeliveryWriter:
         return ticket.delivery_pk
 
     def drain(self, timeout: float = 10.0) -> bool:
-        """Wait until every delivery stored so far has been handed to RQ (or deferred).
+        """Wait until every delivery submitted so far is committed and the relay nudged.
 
-        For tests and graceful shutdown: a 200 is sent after the commit, the
-        hand-off to RQ happens just after it.
+        For tests and graceful shutdown.
         """
         if self._thread is None or self._pid != os.getpid():
             return True
@@ -111,38 +116,49 @@ class DeliveryWriter:
                 self._thread.start()
 
     def _run(self) -> None:
+        relay_owed = False  # new rows committed since the last nudge
+        last_nudge = 0.0
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=NUDGE_INTERVAL if relay_owed else None)
+            except queue.Empty:
+                last_nudge, relay_owed = time.monotonic(), False
+                self._wake_relay()
+                continue
             if first is None:
                 return
-            items = [first]
-            while len(items) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                items.append(item)
+            items = self._take_more([first])
             batch = [item for item in items if isinstance(item, _Ticket)]
             barriers = [item for item in items if isinstance(item, _Barrier)]
             try:
-                new_ids = self._commit(batch)
-                if new_ids:
-                    self._hand_off(new_ids)
-            except (
-                Exception
-            ) as exc:  # a bug here must not leave requests hanging or kill the thread
+                relay_owed |= bool(self._commit(batch))
+            except Exception as exc:  # a bug must not leave requests hanging or kill the thread
                 log.exception("delivery.writer_error", batch=len(batch))
                 for ticket in batch:
                     if not ticket.done.is_set():
                         ticket.error = exc
                         ticket.done.set()
+            if relay_owed and (barriers or time.monotonic() - last_nudge >= NUDGE_INTERVAL):
+                last_nudge, relay_owed = time.monotonic(), False
+                self._wake_relay()
             for barrier in barriers:
                 barrier.done.set()
 
+    def _take_more(self, items: list) -> list:
+        """Everything else already waiting, up to the batch size."""
+        while len(items) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)
+                break
+            items.append(item)
+        return items
+
     def _commit(self, batch: list[_Ticket]) -> list[int]:
+        """Insert the batch in one transaction; answer its requests; the new rows' ids."""
         if not batch:
             return []
         try:
@@ -159,17 +175,8 @@ class DeliveryWriter:
             ticket.done.set()
         return [pk for pk in ids if pk is not None]
 
-    def _hand_off(self, ids: list[int]) -> None:
+    def _wake_relay(self) -> None:
         try:
-            jobs = by_job(self._enqueue(ids))
+            self._nudge()
         except RedisError as exc:
-            log.warning("delivery.enqueue_deferred", count=len(ids), error=str(exc))
-            return
-        try:
-            with self._runtime.engine.begin() as conn:
-                delivery_store.mark_enqueued(conn, jobs, self._runtime.clock.now())
-        except SQLAlchemyError as exc:
-            # Harmless: the sweeper will enqueue them again and the worker's claim dedupes.
-            log.warning(
-                "delivery.mark_enqueued_failed", count=len(ids), error=str(exc).splitlines()[0]
-            )
+            log.warning("delivery.relay_not_nudged", error=str(exc))

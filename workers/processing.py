@@ -9,7 +9,7 @@ Actions already due are handed to RQ right after the commit.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import orjson
@@ -32,8 +32,25 @@ MAX_DELIVERY_ATTEMPTS = 5
 OUTCOME_STATUS = {"processed": "processed", "no_change": "processed", "stale": "stale"}
 
 
+@dataclass
+class Processed:
+    status: str  # processed | stale | ignored | skipped (already done by another job)
+    due_actions: list[int] = field(default_factory=list)  # created queued: hand to RQ after commit
+
+
 def process_delivery(runtime, delivery_id: int) -> str:
-    """Process one delivery; returns its final status ("processed", "stale", "ignored", ...)."""
+    """Process one delivery and hand its due actions to RQ; returns its final status."""
+    result = process_one(runtime, delivery_id)
+    hand_off_actions(runtime, result.due_actions)
+    return result.status
+
+
+def process_one(runtime, delivery_id: int) -> Processed:
+    """Process one delivery in one transaction; the caller hands ``due_actions`` to RQ.
+
+    Raises whatever processing raised, after recording the failure on the
+    delivery row (it is retried by the relay, then marked ``failed``).
+    """
     now = runtime.clock.now()
     ruleset = runtime.rules
     try:
@@ -41,7 +58,7 @@ def process_delivery(runtime, delivery_id: int) -> str:
             row = delivery_store.claim(conn, delivery_id)
             if row is None:
                 log.info("delivery.already_processed", delivery=delivery_id)
-                return "skipped"
+                return Processed("skipped")
             shop = shop_store.get_shop(conn, row.shop_id)
             logs.bind(shop=shop.domain, platform=shop.platform, delivery=row.id, topic=row.topic)
             status, queued = _process(conn, runtime, ruleset, shop, row, now)
@@ -50,9 +67,7 @@ def process_delivery(runtime, delivery_id: int) -> str:
         raise
     finally:
         logs.clear()
-    if queued:
-        _hand_off_actions(runtime, queued)
-    return status
+    return Processed(status, queued)
 
 
 def _process(conn, runtime, ruleset, shop, row, now: datetime) -> tuple[str, list[int]]:
@@ -184,7 +199,10 @@ def _record_failure(runtime, delivery_id: int, exc: Exception, now: datetime) ->
     )
 
 
-def _hand_off_actions(runtime, ids: list[int]) -> None:
+def hand_off_actions(runtime, ids: list[int]) -> None:
+    """Enqueue actions created due; if Redis fails they stay queued and the scheduler re-enqueues them."""
+    if not ids:
+        return
     try:
         jobs = by_job(enqueue_actions(runtime, ids))
     except RedisError as exc:

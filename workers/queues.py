@@ -23,6 +23,23 @@ ACTION_BATCH = 25
 FAILURE_TTL = 7 * 24 * 3600
 
 
+def nudge_key(runtime) -> str:
+    return f"{runtime.config.queue_prefix}:relay:nudge"
+
+
+def nudge_relay(runtime) -> None:
+    """Wake the relay: new deliveries are waiting in the database (one cheap Redis command)."""
+    with runtime.redis.pipeline(transaction=False) as pipe:
+        pipe.lpush(nudge_key(runtime), b"1")
+        pipe.ltrim(nudge_key(runtime), 0, 0)  # one pending nudge is enough
+        pipe.execute()
+
+
+def wait_for_nudge(runtime, timeout: float) -> bool:
+    """Block until nudged or ``timeout`` seconds pass; True when nudged."""
+    return runtime.redis.blpop([nudge_key(runtime)], timeout=max(timeout, 0.01)) is not None
+
+
 def enqueue_deliveries(runtime, ids: list[int]) -> dict[int, str]:
     """``process_deliveries`` jobs of up to DELIVERY_BATCH ids; returns id -> job id."""
     return _enqueue_chunks(

@@ -1,9 +1,14 @@
 """The scheduler loop: the database says what is due, Redis only carries what is due now.
 
+It is also the relay of the delivery inbox: the web process only stores a
+delivery and nudges (a Redis LPUSH); the relay claims new deliveries and
+enqueues them on RQ in batches, at once when nudged and at least every
+second, so deliveries stored while Redis was down go out when it is back.
+
 Each tick it
-1. makes actions whose worker died (lease expired) due again,
-2. claims due actions in batches and enqueues them,
-3. enqueues deliveries stored while Redis was down (the outbox sweep),
+1. relays pending deliveries to RQ,
+2. makes actions whose worker died (lease expired) due again,
+3. claims due actions in batches and enqueues them,
 4. re-enqueues deliveries and actions whose RQ job no longer exists
    (Redis flushed or restarted without persistence).
 Several schedulers may run at once: every claim is a check-and-set.
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -22,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aftersale import logs
 from store import actions as action_store
 from store import deliveries as delivery_store
-from workers.queues import by_job, enqueue_actions, enqueue_deliveries, missing_jobs
+from workers.queues import by_job, enqueue_actions, enqueue_deliveries, missing_jobs, wait_for_nudge
 
 log = logs.get_logger("workers.scheduler")
 
@@ -42,35 +48,19 @@ class TickReport:
 
 class Scheduler:
     def __init__(
-        self,
-        runtime,
-        *,
-        batch: int = 1000,
-        max_batches: int = 20,
-        outbox_grace=timedelta(seconds=10),
-        lost_after=timedelta(seconds=60),
+        self, runtime, *, batch: int = 1000, max_batches: int = 20, lost_after=timedelta(seconds=60)
     ):
         self.runtime = runtime
         self.batch = batch
         self.max_batches = max_batches
-        self.outbox_grace = outbox_grace
         self.lost_after = lost_after
 
     def tick(self, now: datetime | None = None) -> TickReport:
         now = now or self.runtime.clock.now()
         report = TickReport()
-        for step in (
-            self._release_leases,
-            self._dispatch_due,
-            self._sweep_outbox,
-            self._recover_lost,
-        ):
-            try:
-                step(now, report)
-            except (SQLAlchemyError, RedisError) as exc:
-                message = f"{step.__name__}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-                report.errors.append(message)
-                log.warning("scheduler.step_failed", step=step.__name__, error=message)
+        steps = (self._relay, self._release_leases, self._dispatch_due, self._recover_lost)
+        for step in steps:
+            self._guarded(step, now, report)
         if report.busy or report.released:
             log.info(
                 "scheduler.tick",
@@ -81,14 +71,59 @@ class Scheduler:
             )
         return report
 
+    def relay(self, now: datetime | None = None) -> int:
+        """Hand every pending delivery to RQ now; how many were enqueued."""
+        report = TickReport()
+        self._guarded(self._relay, now or self.runtime.clock.now(), report)
+        return report.deliveries_enqueued
+
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
-        """Tick until ``stop`` is set; ticks back to back while there is a backlog."""
+        """Relay at once when nudged, tick every ``interval`` seconds, until ``stop`` is set."""
         log.info("scheduler.started", interval=interval)
+        next_tick = 0.0
         while not stop.is_set():
-            report = self.tick()
-            if not report.busy:
-                stop.wait(interval)
+            if time.monotonic() >= next_tick:
+                busy = self.tick().busy
+                next_tick = time.monotonic() + (0 if busy else interval)
+            elif self.relay():
+                continue
+            self._sleep(stop, max(0.0, next_tick - time.monotonic()))
         log.info("scheduler.stopped")
+
+    def _sleep(self, stop: threading.Event, seconds: float) -> None:
+        """Wait for a nudge from a web process, at most ``seconds``; without Redis just wait."""
+        if seconds <= 0:
+            return
+        try:
+            wait_for_nudge(self.runtime, min(seconds, 1.0))
+        except RedisError:
+            stop.wait(seconds)
+
+    def _guarded(self, step, now, report: TickReport) -> None:
+        try:
+            step(now, report)
+        except (SQLAlchemyError, RedisError) as exc:
+            message = f"{step.__name__}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            report.errors.append(message)
+            log.warning("scheduler.step_failed", step=step.__name__, error=message)
+
+    def _relay(self, now, report: TickReport) -> None:
+        for _ in range(self.max_batches):
+            with self.runtime.engine.begin() as conn:
+                ids = delivery_store.claim_pending(conn, now, self.batch)
+            if not ids:
+                return
+            try:
+                jobs = by_job(enqueue_deliveries(self.runtime, ids))
+            except RedisError:
+                with self.runtime.engine.begin() as conn:
+                    delivery_store.unclaim(conn, ids)
+                raise
+            with self.runtime.engine.begin() as conn:
+                delivery_store.mark_enqueued(conn, jobs, now)
+            report.deliveries_enqueued += len(ids)
+            if len(ids) < self.batch:
+                return
 
     def _release_leases(self, now, report: TickReport) -> None:
         with self.runtime.engine.begin() as conn:
@@ -118,19 +153,6 @@ class Scheduler:
         with self.runtime.engine.begin() as conn:
             action_store.set_jobs(conn, jobs, now)
 
-    def _sweep_outbox(self, now, report: TickReport) -> None:
-        with self.runtime.engine.begin() as conn:
-            ids = delivery_store.pending_before(conn, now - self.outbox_grace, self.batch)
-        if ids:
-            self._enqueue_deliveries(ids, now)
-            report.deliveries_enqueued += len(ids)
-            log.info("deliveries.swept", count=len(ids))
-
-    def _enqueue_deliveries(self, ids: list[int], now) -> None:
-        jobs = by_job(enqueue_deliveries(self.runtime, ids))
-        with self.runtime.engine.begin() as conn:
-            delivery_store.mark_enqueued(conn, jobs, now)
-
     def _recover_lost(self, now, report: TickReport) -> None:
         before = now - self.lost_after
         with self.runtime.engine.connect() as conn:
@@ -142,7 +164,9 @@ class Scheduler:
         lost_deliveries = [r.id for r in deliveries if not r.job_id or r.job_id in gone]
         lost_actions = [r.id for r in actions if not r.job_id or r.job_id in gone]
         if lost_deliveries:
-            self._enqueue_deliveries(lost_deliveries, now)
+            jobs = by_job(enqueue_deliveries(self.runtime, lost_deliveries))
+            with self.runtime.engine.begin() as conn:
+                delivery_store.mark_enqueued(conn, jobs, now)
         if lost_actions:
             self._enqueue_actions(lost_actions, now)
         if lost_deliveries or lost_actions:

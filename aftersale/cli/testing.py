@@ -127,8 +127,15 @@ def _follow(runtime, delivery_id: int, wait_seconds: float) -> None:
         if settled or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    if status in ("pending", "queued"):
-        click.echo(f"delivery {delivery_id} is {status}: is a worker running (aftersale worker)?")
+    if status == "pending":
+        click.echo(
+            f"delivery {delivery_id} is stored, waiting for the relay: is `aftersale scheduler` running?"
+        )
+        return
+    if status == "queued":
+        click.echo(
+            f"delivery {delivery_id} is queued, waiting for a worker: is `aftersale worker` running?"
+        )
         return
     click.echo(f"delivery {delivery_id}: {status}, {len(rows)} action(s)")
     for row in rows:

@@ -53,6 +53,7 @@ def test_templates_cannot_reach_python_internals(tmp_path, config, clock, smtp_s
     from aftersale.runtime import Runtime, install
     from webhooks import create_app
     from workers.runner import make_worker
+    from workers.scheduler import Scheduler
 
     rules = tmp_path / "evil-rules"
     (rules / "templates" / "evil").mkdir(parents=True)
@@ -74,6 +75,7 @@ def test_templates_cannot_reach_python_internals(tmp_path, config, clock, smtp_s
             SHOPIFY_SECRET,
         )
         app.extensions["aftersale.receiver"].writer.drain()
+        Scheduler(runtime).relay()
         make_worker(runtime).work(burst=True, logging_level="WARNING", with_scheduler=False)
         (action,) = rows(runtime.engine, actions)
         assert action.status == "failed"
