@@ -161,9 +161,10 @@ def percentile(values: list[float], pct: float) -> float:
 
 def peak_rss_mb(pid: int) -> float:
     try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
     except FileNotFoundError:
         pass
     return 0.0
