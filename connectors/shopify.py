@@ -28,7 +28,7 @@ from connectors.base import (
     header,
     verify_base64_hmac,
 )
-from connectors.shopify_api import ShopifyAdminAPI, gid
+from connectors.shopify_api import ShopifyAdminAPI, discount_input, gid
 
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 REQUIRED_HEADERS = (
@@ -415,33 +415,6 @@ class ShopifyConnector(Connector):
 
 
 # -- payload -> canonical dicts ---------------------------------------------
-
-
-def discount_input(spec: dict) -> dict:
-    """``DiscountCodeBasicInput`` for a single-use code, limited to the customer when known."""
-    value = Decimal(str(spec["value"]))
-    if spec["kind"] == "percentage":
-        gets_value = {"percentage": float(value / 100)}
-    else:
-        gets_value = {"discountAmount": {"amount": str(value), "appliesOnEachItem": False}}
-    customer = spec.get("customer_id")
-    context = (
-        {"customers": {"add": [gid("Customer", customer)]}}
-        if customer and not str(customer).startswith("guest:")
-        else {"all": "ALL"}
-    )
-    discount = {
-        "title": spec.get("title") or f"Aftersale {spec['code']}",
-        "code": spec["code"],
-        "startsAt": spec["starts_at"],
-        "usageLimit": 1,
-        "appliesOncePerCustomer": True,
-        "context": context,
-        "customerGets": {"value": gets_value, "items": {"all": True}},
-    }
-    if spec.get("expires_at"):
-        discount["endsAt"] = spec["expires_at"]
-    return discount
 
 
 def canonical_order(p: dict) -> dict:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import threading
+from decimal import Decimal
 
 import requests
 
@@ -53,6 +54,33 @@ def gid(kind: str, ref: str) -> str:
     """``gid://shopify/Order/123`` from a plain id (an id that already is a gid is kept)."""
     ref = str(ref)
     return ref if ref.startswith("gid://") else f"gid://shopify/{kind}/{ref}"
+
+
+def discount_input(spec: dict) -> dict:
+    """``DiscountCodeBasicInput`` for a single-use code, limited to the customer when known."""
+    value = Decimal(str(spec["value"]))
+    if spec["kind"] == "percentage":
+        gets_value = {"percentage": float(value / 100)}
+    else:
+        gets_value = {"discountAmount": {"amount": str(value), "appliesOnEachItem": False}}
+    customer = spec.get("customer_id")
+    context = (
+        {"customers": {"add": [gid("Customer", customer)]}}
+        if customer and not str(customer).startswith("guest:")
+        else {"all": "ALL"}
+    )
+    discount = {
+        "title": spec.get("title") or f"Aftersale {spec['code']}",
+        "code": spec["code"],
+        "startsAt": spec["starts_at"],
+        "usageLimit": 1,
+        "appliesOncePerCustomer": True,
+        "context": context,
+        "customerGets": {"value": gets_value, "items": {"all": True}},
+    }
+    if spec.get("expires_at"):
+        discount["endsAt"] = spec["expires_at"]
+    return discount
 
 
 def _session() -> requests.Session:

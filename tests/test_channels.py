@@ -22,7 +22,7 @@ from werkzeug import Response
 
 from aftersale.errors import PermanentError, TransientError
 from aftersale.runtime import Runtime, install
-from store.tables import actions, messages
+from store.tables import actions, messages, suppressions
 from tests.action_helpers import hand_off, plant, store_event
 from tests.conftest import free_port
 from tests.helpers import load_fixture, rows
@@ -314,6 +314,17 @@ def test_twilio_refusal_is_permanent_with_its_code(http_runtime, httpserver):
     run(rt, plant(rt, shop_id, event_id, event, [("sms", {"text": "hi"})]))
     (action,) = rows(rt.engine, actions)
     assert action.status == "failed" and "21610" in action.last_error
+    (suppressed,) = rows(rt.engine, suppressions)
+    assert (suppressed.channel, suppressed.address, suppressed.reason) == (
+        "sms",
+        "+381641234567",
+        "unsubscribed",
+    )
+    # the next SMS to that number is not even tried
+    run(rt, plant(rt, shop_id, event_id, event, [("sms", {"text": "hi"})], rule="later"))
+    later = rows(rt.engine, actions, actions.c.rule == "later")[0]
+    assert (later.status, later.skip_reason) == ("skipped", "suppressed")
+    assert len(httpserver.log) == 1
 
 
 def test_webhook_is_signed_over_the_exact_bytes(http_runtime, httpserver):

@@ -13,7 +13,7 @@ import pytest
 from werkzeug import Response
 
 from aftersale.runtime import Runtime, install
-from store.tables import actions, messages
+from store.tables import actions, messages, suppressions
 from tests.action_helpers import hand_off, plant, store_event
 from tests.helpers import rows
 from workers.runner import make_worker
@@ -148,6 +148,9 @@ def test_4xx_fails_at_once_with_the_providers_message(
     assert f"HTTP {status}" in action.last_error and body["Message"] in action.last_error
     (attempt,) = rows(rt.engine, messages)
     assert (attempt.status, attempt.status_code) == ("permanent_error", status)
+    # an inactive recipient (ErrorCode 406: hard bounce or spam complaint) is suppressed
+    suppressed = [(r.address, r.reason) for r in rows(rt.engine, suppressions)]
+    assert suppressed == ([(action.recipient, "bounced")] if body["ErrorCode"] == 406 else [])
 
 
 def test_transient_errors_until_attempts_run_out_make_a_dead_letter(

@@ -23,13 +23,14 @@ from urllib.parse import urlsplit
 from aftersale import logs
 from aftersale.errors import Defer, DeliveryFailed, PermanentError, TransientError
 from aftersale.events import Event
+from store import action_queries
 from store import actions as action_store
 from store import events as event_store
 from store import messages as message_store
 from store import shops as shop_store
 from store import state as state_store
 from store.actions import FINAL, ActionStatus
-from workers.channels.base import SendResult
+from workers.channels.base import RecipientGone, SendResult
 from workers.executors import EXECUTORS, ActionContext, Prepared
 from workers.policy import Skip
 from workers.render import TemplateProblem
@@ -203,6 +204,16 @@ def _failed(runtime, action, prepared: Prepared | None, exc: DeliveryFailed, sta
             response=exc.response,
             duration_ms=duration,
         )
+        if isinstance(exc, RecipientGone) and recipient:
+            message_store.suppress(
+                conn,
+                action.shop_id,
+                prepared.channel,
+                recipient,
+                exc.reason,
+                f"action {action.id}",
+                now,
+            )
     event = (
         "action.retry_scheduled" if status is ActionStatus.SCHEDULED else f"action.{status.value}"
     )
@@ -277,7 +288,7 @@ def _earlier_results(conn, action, now: datetime) -> dict[int, dict]:
     result skips it, rather than sending a mail that promises a missing code.
     """
     results: dict[int, dict] = {}
-    for row in action_store.earlier_steps(conn, action):
+    for row in action_queries.earlier_steps(conn, action):
         executor = EXECUTORS.get(row.action_type)
         if executor is None or not executor.provides_result:
             continue

@@ -14,6 +14,7 @@ import click
 from sqlalchemy import func, select
 
 from aftersale.cli import pass_context
+from store import action_queries
 from store import actions as action_store
 from store import deliveries as delivery_store
 from store import events as event_store
@@ -51,7 +52,7 @@ def list_actions(ctx, status, shop, order_ref, rule, limit):
     from rich.table import Table
 
     with ctx.runtime.engine.connect() as conn:
-        found = action_store.search(
+        found = action_queries.search(
             conn, status=status, shop=shop, order_ref=order_ref, rule=rule, limit=limit
         )
     table = Table(title=f"{len(found)} action(s)")

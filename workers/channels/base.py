@@ -25,12 +25,23 @@ __all__ = [
     "ChannelError",
     "ChannelUnavailable",
     "PermanentError",
+    "RecipientGone",
     "SendResult",
     "TransientError",
 ]
 
 
 ChannelError = DeliveryFailed
+
+
+class RecipientGone(PermanentError):
+    """The provider will never deliver to this address or number (it replied STOP, it hard
+    bounced): the action fails and the address is suppressed with ``reason``, so later
+    actions skip it instead of failing the same way."""
+
+    def __init__(self, message: str, *, reason: str, **kwargs):
+        super().__init__(message, **kwargs)
+        self.reason = reason
 
 
 class ChannelUnavailable(Exception):

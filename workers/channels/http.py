@@ -13,7 +13,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from aftersale.errors import PermanentError, TransientError
-from workers.channels.base import SendResult
+from workers.channels.base import RecipientGone, SendResult
 
 RESPONSE_LIMIT = 2000
 USER_AGENT = "Aftersale/0.1 (+https://github.com/aftersale)"
@@ -41,13 +41,18 @@ def request(session: requests.Session, method: str, url: str, what: str, *, time
         raise TransientError(f"{what}: cannot connect: {_first_line(exc)}") from exc
 
 
-def check(response: requests.Response, what: str, detail: str | None = None) -> None:
-    """Raise the error a non-2xx answer calls for; ``detail`` is the provider's own message."""
+def check(
+    response: requests.Response, what: str, detail: str | None = None, gone: str | None = None
+) -> None:
+    """Raise the error a non-2xx answer calls for; ``detail`` is the provider's own message,
+    ``gone`` the suppression reason when the provider said the recipient is gone for good."""
     status = response.status_code
     if 200 <= status < 300:
         return
     message = f"{what}: HTTP {status}" + (f": {detail}" if detail else "")
     body = truncated(response.text)
+    if gone:
+        raise RecipientGone(message, reason=gone, status_code=status, response=body)
     if status >= 500 or status in RETRYABLE:
         raise TransientError(
             message,

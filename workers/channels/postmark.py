@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from workers.channels import http
 from workers.channels.base import Channel, ChannelUnavailable, SendResult
 
+#: Postmark ErrorCode 406: the recipient hard bounced or marked mail as spam before
+INACTIVE_RECIPIENT = 406
 #: headers Postmark takes as fields of its own, not as custom headers
 OWN_FIELDS = {"from", "to", "cc", "bcc", "reply-to", "subject", "date", "mime-version"}
 
@@ -79,7 +81,8 @@ class PostmarkChannel(Channel):
         detail = None
         if answer.get("ErrorCode"):
             detail = f"ErrorCode {answer['ErrorCode']}: {answer.get('Message', '')}"
-        http.check(response, "Postmark", detail)
+        gone = "bounced" if answer.get("ErrorCode") == INACTIVE_RECIPIENT else None
+        http.check(response, "Postmark", detail, gone=gone)
         return http.result(response, answer.get("MessageID"))
 
     def payload(self, message: EmailMessage) -> dict:

@@ -17,6 +17,9 @@ from workers.channels import http
 from workers.channels.base import Channel, ChannelUnavailable, SendResult
 
 API_VERSION = "2010-04-01"
+#: Twilio error codes meaning the number will not take our texts: 21610 the recipient replied
+#: STOP; 21614 not a mobile number
+GONE = {21610: "unsubscribed", 21614: "bounced"}
 
 
 @dataclass(frozen=True)
@@ -105,5 +108,5 @@ class TwilioChannel(Channel):
         detail = None
         if answer.get("code"):
             detail = f"error {answer['code']}: {answer.get('message', '')}"
-        http.check(response, "Twilio", detail)
+        http.check(response, "Twilio", detail, gone=GONE.get(answer.get("code")))
         return http.result(response, answer.get("sid"))
