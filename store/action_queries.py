@@ -22,6 +22,7 @@ def earlier_steps(conn: Connection, action) -> list:
             actions.c.step,
             actions.c.action_type,
             actions.c.status,
+            actions.c.due_at,
             actions.c.result,
         )
         .where(

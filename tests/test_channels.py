@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import socket
 import ssl
 from email.message import EmailMessage
 from urllib.parse import parse_qs
@@ -373,3 +374,44 @@ def test_webhook_answers_decide_retrying(http_runtime, httpserver, status, final
     )
     (action,) = rows(rt.engine, actions)
     assert action.status == final and f"HTTP {status}" in action.last_error
+
+
+def test_a_shops_own_sender_and_reply_to_win(runtime, work, smtp_server):
+    from tests.action_helpers import configure_shop
+
+    shop_id, event_id, event = store_event(runtime)
+    configure_shop(
+        runtime, shop_id, sender="Ana's Shop <hello@anas.example>", reply_to="care@anas.example"
+    )
+    run(runtime, plant(runtime, shop_id, event_id, event, [("email", {"template": "thank_you"})]))
+    (message,) = smtp_server.handler.messages
+    assert message["From"] == "Ana's Shop <hello@anas.example>"
+    assert message["Reply-To"] == "care@anas.example"
+    assert smtp_server.handler.envelopes[0].mail_from == "hello@anas.example"
+
+
+def test_smtp_reconnects_after_the_server_dropped_the_connection(smtp_tls):
+    recorder, server, _ = smtp_tls
+    channel = SMTPChannel.from_url(
+        f"smtp://shop:s3cret@127.0.0.1:{server.port}?starttls=1&verify=0"
+    )
+    with channel:
+        channel.send([mail("ana@example.com", 1)])
+        channel.connection.sock.shutdown(socket.SHUT_RDWR)  # the idle connection is dropped
+        channel.send([mail("ana@example.com", 2)])
+    assert len(recorder.messages) == 2 and len(set(recorder.peers)) == 2
+
+
+def test_a_webhook_url_token_stays_out_of_errors(http_runtime):
+    port = free_port()  # nothing listens here
+    rt = http_runtime
+    shop_id, event_id, event = store_event(rt)
+    url = f"http://127.0.0.1:{port}/services/T000/B000/sekr1tToken"
+    run(rt, plant(rt, shop_id, event_id, event, [("webhook", {"url": url})]))
+    (action,) = rows(rt.engine, actions)
+    assert action.status == "scheduled"
+    assert (
+        action.last_error
+        == f"webhook: cannot connect to 127.0.0.1:{port}: [Errno 111] Connection refused"
+    )
+    assert "sekr1t" not in rows(rt.engine, messages)[0].error

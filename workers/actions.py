@@ -299,8 +299,9 @@ def _earlier_results(conn, action, now: datetime) -> dict[int, dict]:
                 "dependency_failed",
                 f"step {row.step} ({row.action_type}, action {row.id}) ended {row.status}",
             )
-        else:
-            raise Defer(now + DEPENDENCY_WAIT, f"waiting for step {row.step} ({row.action_type})")
+        else:  # look again shortly after it is due (it may be waiting out a retry backoff)
+            until = max(now, row.due_at) + DEPENDENCY_WAIT
+            raise Defer(until, f"waiting for step {row.step} ({row.action_type})")
     return results
 
 

@@ -128,10 +128,13 @@ def _chain(runtime, action, event, delivery) -> list[str]:
         f" {action.category}, once key {action.once_key}"
     )
     status = action.status + (f" ({action.skip_reason})" if action.skip_reason else "")
-    lines.append(
-        f"     status {status}; due {_when(action.due_at)}, started {_when(action.started_at)},"
-        f" finished {_when(action.finished_at)}; attempts {action.attempts}/{action.max_attempts}"
-    )
+    times = [
+        ("due", action.due_at),
+        ("started", action.started_at),
+        ("finished", action.finished_at),
+    ]
+    when = ", ".join(f"{name} {_when(moment)}" for name, moment in times if moment)
+    lines.append(f"     status {status}; {when}; attempts {action.attempts}/{action.max_attempts}")
     if action.recipient or action.subject:
         lines.append(f"     to {action.recipient or '-'}: {action.subject or ''}")
     if action.provider_id:

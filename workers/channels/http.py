@@ -6,8 +6,10 @@ what to do next (Saleor's rule: never retry 3xx or 4xx except 408 and 429).
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -16,6 +18,7 @@ from aftersale.errors import PermanentError, TransientError
 from workers.channels.base import RecipientGone, SendResult
 
 RESPONSE_LIMIT = 2000
+ERRNO = re.compile(r"\[Errno -?\d+\][^\"')]*")
 USER_AGENT = "Aftersale/0.1 (+https://github.com/aftersale)"
 #: answers worth retrying besides 5xx: request timeout, too early, too many requests
 RETRYABLE = {408, 425, 429}
@@ -38,7 +41,8 @@ def request(session: requests.Session, method: str, url: str, what: str, *, time
     except requests.Timeout as exc:
         raise TransientError(f"{what}: timed out after {timeout}s") from exc
     except requests.ConnectionError as exc:
-        raise TransientError(f"{what}: cannot connect: {_first_line(exc)}") from exc
+        host = urlsplit(url).netloc
+        raise TransientError(f"{what}: cannot connect to {host}: {_reason(exc)}") from exc
 
 
 def check(
@@ -101,6 +105,12 @@ def truncated(text: str | None) -> str | None:
     return text if len(text) <= RESPONSE_LIMIT else text[:RESPONSE_LIMIT] + "..."
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc)
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+def _reason(exc: Exception) -> str:
+    """Why a connection failed, without the URL (a webhook URL may carry a token in its path)."""
+    found = ERRNO.search(str(exc))
+    if found:
+        return found.group(0).strip()
+    for name in ("NameResolutionError", "SSLError", "ProtocolError", "RemoteDisconnected"):
+        if name in str(exc):
+            return name
+    return type(exc).__name__
