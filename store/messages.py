@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from store.sql import insert_ignore
 from store.tables import messages, suppressions
 
 
@@ -69,6 +70,24 @@ def suppression(
     ).first()
     if row is None:
         return None
-    if row.reason in BLOCKS_ALL or category == "marketing":
+    # a STOP reply to a text opts the number out of every message from that sender, and
+    # the SMS provider refuses them all, so an SMS unsubscribe blocks transactional texts too
+    if row.reason in BLOCKS_ALL or category == "marketing" or channel == "sms":
         return row.reason
     return None
+
+
+def suppress(
+    conn: Connection, shop_id: int, channel: str, address: str, reason: str, source: str, now
+) -> None:
+    """Stop messages to an address (kept if it is already suppressed for another reason)."""
+    conn.execute(
+        insert_ignore(conn, suppressions).values(
+            shop_id=shop_id,
+            channel=channel,
+            address=address.strip().lower(),
+            reason=reason,
+            source=source[:64],
+            created_at=now,
+        )
+    )
