@@ -14,6 +14,7 @@ from datetime import timedelta
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from aftersale.events import EVENT_KINDS
+from aftersale.storefront import StorefrontSchema
 from rules.durations import parse_duration
 from rules.errors import suggest
 from rules.model import CATEGORIES, ONCE_PER
@@ -120,6 +121,7 @@ class SettingsSchema(StrictSchema):
     )
     timezone = TimeZone(load_default="UTC")
     shop_name = fields.String(load_default=None)
+    storefront = fields.Nested(StorefrontSchema, load_default=lambda: StorefrontSchema().load({}))
 
 
 def _fail(message: str):
