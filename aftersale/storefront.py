@@ -120,7 +120,7 @@ class SuggestionSchema(_Strict):
 
 
 class ReturnsSchema(_Strict):
-    days = fields.Integer(load_default=14, validate=validate.Range(min=0, max=3650))
+    days = fields.Integer(load_default=14, validate=validate.Range(min=1, max=3650))
     url = UrlPattern(PLACEHOLDERS["returns_url"], load_default=None)
 
 
@@ -201,6 +201,14 @@ class ShopSite:
     shop_url: str
     support_email: str | None
     patterns: dict
+
+    def summary(self) -> dict:
+        """What templates see as ``storefront``."""
+        return {
+            "url": self.shop_url,
+            "support_email": self.support_email,
+            "return_days": self.storefront.return_days,
+        }
 
     def product_url(self, item: dict | None) -> str:
         item = item or {}

@@ -113,12 +113,12 @@ class Renderer:
         language = locale or BASE_LOCALE
         ctx = complete_context(context)
         ctx["locale"] = language
+        ctx["message"] = {"marketing": False, "template": name}
         if links is not None:
             links = links.with_locale(language)
             ctx[LINKS_KEY] = links
-            ctx["message"] = {"marketing": links.marketing, "template": name}
-        else:
-            ctx["message"] = {"marketing": False, "template": name}
+            ctx["message"]["marketing"] = links.marketing
+            ctx["storefront"] = links.site.summary()
         parts = {file: self._render_file(f"{folder}/{file}", ctx) for file in FILES}
         if parts["body.txt"] is None and parts["body.html"] is None:
             raise TemplateProblem(f"template {folder!r} needs body.txt or body.html")

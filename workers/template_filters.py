@@ -10,7 +10,7 @@ ones (review, help, unsubscribe) go through the web app, the plain ones
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from babel import Locale, UnknownLocaleError
@@ -19,6 +19,7 @@ from babel.numbers import format_currency, format_decimal, get_currency_precisio
 from jinja2 import pass_context
 
 from aftersale.events import parse_time
+from aftersale.storefront import handleize
 
 #: the built-in ``sr`` templates are written in Latin script, as most Serbian shops write;
 #: CLDR's plain ``sr`` is Cyrillic, so dates and money would not match the text around them
@@ -87,6 +88,29 @@ def datetime_(ctx, value, format: str = "medium"):
     if moment is None:
         return ""
     return format_datetime(moment, format=format, locale=babel_locale(ctx.get("locale")))
+
+
+@pass_context
+def plural(ctx, count, **forms):
+    """The word form for ``count`` in the template's language (CLDR plural rules):
+    ``{{ n }} {{ n | plural(one="dan", few="dana", other="dana") }}``; ``other`` is the fallback."""
+    form = babel_locale(ctx.get("locale")).plural_form(abs(int(count or 0)))
+    return forms.get(form) or forms.get("other") or ""
+
+
+def line_total(item) -> Decimal | None:
+    """Unit price times quantity of a line item (platforms send the unit price)."""
+    item = item if isinstance(item, dict) else {}
+    try:
+        return Decimal(str(item.get("price"))) * int(item.get("quantity") or 1)
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+
+
+def plus_days(value, days):
+    """A time ``days`` later, e.g. a return deadline: ``event.occurred_at | plus_days(14) | date``."""
+    moment = _moment(value)
+    return None if moment is None or days is None else moment + timedelta(days=int(days))
 
 
 def _links(ctx):
@@ -193,6 +217,10 @@ def cross_sell(ctx, order, limit: int = 3) -> list[dict]:
 
 FILTERS = {
     "money": money,
+    "plural": plural,
+    "plus_days": plus_days,
+    "line_total": line_total,
+    "slug": lambda value: handleize(str(value or "")),
     "number": number,
     "date": date,
     "datetime": datetime_,
