@@ -34,6 +34,20 @@ bp = Blueprint("links", __name__)
 log = logs.get_logger("webhooks.links")
 
 
+class Refused(Exception):
+    """A link that cannot be honoured; answered with a 400 page in ``locale``."""
+
+    def __init__(self, page_name: str, locale: str):
+        super().__init__(page_name)
+        self.page_name = page_name
+        self.locale = locale
+
+
+@bp.errorhandler(Refused)
+def refused(exc: Refused):
+    return page(exc.page_name, exc.locale), 400
+
+
 @bp.get("/r/<token>")
 def review(token: str):
     return _click("review", token)
@@ -46,10 +60,7 @@ def help_(token: str):
 
 @bp.get("/u/<token>")
 def unsubscribe_page(token: str):
-    found = _verified("unsubscribe", token)
-    if not isinstance(found, tuple):
-        return found
-    claims, shop = found
+    claims, shop = _verified("unsubscribe", token)
     address = _recipient(claims)
     if address is None:
         return page("unknown_address", claims.locale, shop=_shop_name(shop)), 400
@@ -65,10 +76,7 @@ def unsubscribe_page(token: str):
 @bp.post("/u/<token>")
 def unsubscribe(token: str):
     """RFC 8058 one-click: no cookie, no second step; the signed token is the authority."""
-    found = _verified("unsubscribe", token)
-    if not isinstance(found, tuple):
-        return found
-    claims, shop = found
+    claims, shop = _verified("unsubscribe", token)
     address = _recipient(claims)
     if address is None:
         return page("unknown_address", claims.locale, shop=_shop_name(shop)), 400
@@ -100,10 +108,7 @@ def unsubscribe(token: str):
 
 
 def _click(kind: str, token: str):
-    found = _verified(kind, token)
-    if not isinstance(found, tuple):
-        return found
-    claims, shop = found
+    claims, shop = _verified(kind, token)
     runtime = current_app.extensions["aftersale"]
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:
@@ -129,7 +134,7 @@ def _target(runtime, shop, claims: LinkClaims) -> str:
 
 
 def _verified(kind: str, token: str):
-    """(claims, shop row), or the 400 page to answer with."""
+    """(claims, shop row) of a valid token; raises Refused (a 400 page) for any other."""
     runtime = current_app.extensions["aftersale"]
     signer = runtime.link_signer
     locale = page_locale(_unverified_locale(signer, kind, token), request.accept_languages)
@@ -142,7 +147,7 @@ def _verified(kind: str, token: str):
         claims = signer.verify(kind, token, key_version(shop))
     except LinkInvalid as exc:
         log.info("link.refused", kind=kind, reason=str(exc))
-        return page("expired" if exc.expired else "invalid", locale), 400
+        raise Refused("expired" if exc.expired else "invalid", locale) from exc
     return claims, shop
 
 

@@ -74,14 +74,13 @@ def compose_email(
     reply_to = action.params.get("reply_to") or settings.reply_to
     if reply_to:
         message["Reply-To"] = reply_to
-    if rendered.locale:
-        message["Content-Language"] = rendered.locale
     message["X-Aftersale-Rule"] = action.rule
     if action.category == "marketing" and links is not None:
         add_unsubscribe_headers(message, links, settings.storefront.unsubscribe_email)
     message.set_content(rendered.text)
     if rendered.html:
         message.add_alternative(inline_css(rendered.html), subtype="html")
+    message["Content-Language"] = rendered.locale  # after the parts: set_content clears Content-*
     return message
 
 

@@ -50,9 +50,9 @@ def cli():
 
 def build() -> click.Group:
     """The ``aftersale`` group with every command module registered (idempotent)."""
-    from aftersale.cli import db, rules, run, templates, testing
+    from aftersale.cli import db, links, rules, run, templates, testing
 
-    for module in (run, db, rules, templates, testing):
+    for module in (run, db, rules, templates, links, testing):
         module.register(cli)
     return cli
 
