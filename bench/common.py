@@ -110,8 +110,8 @@ def aftersale_env(database_url: str, redis_url: str, instance: Path, **extra) ->
         SHOPIFY_API_SECRET=SECRET,
         SECRET_KEY="bench-secret-key",
         LOG_LEVEL="INFO",
-        **{k: str(v) for k, v in extra.items()},
     )
+    env.update({k: str(v) for k, v in extra.items()})
     return env
 
 

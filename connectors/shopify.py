@@ -97,7 +97,7 @@ class ShopifyConnector(Connector):
         if topic.startswith(("fulfillments/", "fulfillment_events/", "refunds/")):
             return _id(payload.get("order_id"))
         if topic.startswith("returns/"):
-            return _id((payload.get("order") or {}).get("id"))
+            return _return_order_id(payload)
         return None
 
     # -- topic handlers -------------------------------------------------
@@ -229,7 +229,7 @@ class ShopifyConnector(Connector):
             occurred = (
                 _time(payload.get("updated_at")) or _time(payload.get("created_at")) or _now(meta)
             )
-            order_id = _id((payload.get("order") or {}).get("id"))
+            order_id = _return_order_id(payload)
             event = self._event(
                 kind, meta, ret["id"], occurred, return_=ret, state=state, order_id=order_id
             )
@@ -574,6 +574,11 @@ def _fully_refunded(state: OrderState) -> bool | None:
         return None
     refunded = sum(_decimal(v) for v in (state.extra.get("refunds") or {}).values())
     return refunded >= _decimal(total)
+
+
+def _return_order_id(payload: dict) -> str | None:
+    """returns/request nests the order (``order.id``); returns/close has a top-level ``order_id``."""
+    return _id((payload.get("order") or {}).get("id") or payload.get("order_id"))
 
 
 def _consent(consent) -> bool | None:

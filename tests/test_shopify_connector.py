@@ -214,6 +214,15 @@ def test_refund_amount_is_the_sum_of_successful_refund_transactions():
     assert full.refund["full"] is True
 
 
+@pytest.mark.parametrize("name", ["returns__request", "returns__close"])
+def test_return_events_know_their_order(name):
+    (event,) = normalize(name).events
+    assert event.order_ref == ORDER
+    assert (
+        connector.order_ref("/".join(name.split("__")[:2]), load_fixture("shopify", name)) == ORDER
+    )
+
+
 def test_consent_update_carries_the_consent():
     (event,) = normalize("customers__email_marketing_consent_update").events
     assert event.customer == {

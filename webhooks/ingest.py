@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,6 +30,10 @@ from aftersale import logs
 from store import deliveries as delivery_store
 
 log = logs.get_logger(__name__)
+
+#: at most one relay nudge per this many seconds per process; a burst of
+#: batches needs one wake-up, and a nudge costs a Redis round trip
+NUDGE_INTERVAL = 0.005
 
 
 class StorageUnavailable(Exception):
@@ -111,33 +116,46 @@ class DeliveryWriter:
                 self._thread.start()
 
     def _run(self) -> None:
+        relay_owed = False  # new rows committed since the last nudge
+        last_nudge = 0.0
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=NUDGE_INTERVAL if relay_owed else None)
+            except queue.Empty:
+                last_nudge, relay_owed = time.monotonic(), False
+                self._wake_relay()
+                continue
             if first is None:
                 return
-            items = [first]
-            while len(items) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                items.append(item)
+            items = self._take_more([first])
             batch = [item for item in items if isinstance(item, _Ticket)]
             barriers = [item for item in items if isinstance(item, _Barrier)]
             try:
-                if self._commit(batch):
-                    self._wake_relay()
+                relay_owed |= bool(self._commit(batch))
             except Exception as exc:  # a bug must not leave requests hanging or kill the thread
                 log.exception("delivery.writer_error", batch=len(batch))
                 for ticket in batch:
                     if not ticket.done.is_set():
                         ticket.error = exc
                         ticket.done.set()
+            if relay_owed and (barriers or time.monotonic() - last_nudge >= NUDGE_INTERVAL):
+                last_nudge, relay_owed = time.monotonic(), False
+                self._wake_relay()
             for barrier in barriers:
                 barrier.done.set()
+
+    def _take_more(self, items: list) -> list:
+        """Everything else already waiting, up to the batch size."""
+        while len(items) < self._max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)
+                break
+            items.append(item)
+        return items
 
     def _commit(self, batch: list[_Ticket]) -> list[int]:
         """Insert the batch in one transaction; answer its requests; the new rows' ids."""

@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from aftersale import runtime as runtime_module
 from workers.actions import run_action
-from workers.processing import process_delivery
+from workers.processing import hand_off_actions, process_one
 
 
 def process_deliveries(delivery_ids: list[int]) -> dict[int, str]:
-    """Process each delivery in its own transaction; one failing does not hold up the others."""
+    """Process each delivery in its own transaction; one failing does not hold up the others.
+
+    The actions they make due are handed to RQ together at the end, as one
+    batch, rather than one job per delivery.
+    """
     runtime = runtime_module.current()
-    results, failures = {}, []
+    results, failures, due = {}, [], []
     for delivery_id in delivery_ids:
         try:
-            results[delivery_id] = process_delivery(runtime, delivery_id)
-        except (
-            Exception
-        ) as exc:  # recorded on the delivery row by process_delivery; re-raised below
+            processed = process_one(runtime, delivery_id)
+        except Exception as exc:  # recorded on the delivery row by process_one; re-raised below
             results[delivery_id] = "error"
             failures.append((delivery_id, exc))
-    if failures:
-        delivery_id, exc = failures[0]
-        raise RuntimeError(
-            f"{len(failures)} of {len(delivery_ids)} deliveries failed; first {delivery_id}"
-        ) from exc
+            continue
+        results[delivery_id] = processed.status
+        due += processed.due_actions
+    hand_off_actions(runtime, due)
+    _raise_first(failures, len(delivery_ids), "deliveries")
     return results
 
 
@@ -38,9 +40,11 @@ def run_actions(action_ids: list[int]) -> dict[int, str]:
         except Exception as exc:
             results[action_id] = "error"
             failures.append((action_id, exc))
-    if failures:
-        action_id, exc = failures[0]
-        raise RuntimeError(
-            f"{len(failures)} of {len(action_ids)} actions failed; first {action_id}"
-        ) from exc
+    _raise_first(failures, len(action_ids), "actions")
     return results
+
+
+def _raise_first(failures: list, total: int, what: str) -> None:
+    if failures:
+        first_id, exc = failures[0]
+        raise RuntimeError(f"{len(failures)} of {total} {what} failed; first {first_id}") from exc
