@@ -8,6 +8,7 @@ test can build a Config by hand and run the real code paths with it.
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
 import os
 import secrets
@@ -20,6 +21,8 @@ BUILTIN_TEMPLATES_DIR = PROJECT_ROOT / "templates"
 EXAMPLES_DIR = PROJECT_ROOT / "examples"
 DEFAULT_RULES_DIR = EXAMPLES_DIR / "starter"
 MIB = 1024 * 1024
+MAIL_SCHEMES = ("smtp", "smtps", "file", "memory", "postmark", "postmark+http")
+SMS_SCHEMES = ("twilio", "twilio+http", "memory")
 
 
 class ConfigError(ValueError):
@@ -41,6 +44,8 @@ class Config:
     shopify_api_secrets: tuple[str, ...] = ()
     mail_url: str = ""
     mail_from: str = "Aftersale <no-reply@localhost>"
+    sms_url: str = ""
+    webhook_secret: str = ""
     rules_dir: Path = DEFAULT_RULES_DIR
     templates_dir: Path | None = None
     sentry_dsn: str = ""
@@ -70,6 +75,8 @@ class Config:
             "shopify_api_secrets": _secret_list(env, "SHOPIFY_API_SECRET"),
             "mail_url": env.get("MAIL_URL") or f"file://{instance / 'outbox'}",
             "mail_from": env.get("MAIL_FROM") or cls.mail_from,
+            "sms_url": env.get("SMS_URL", ""),
+            "webhook_secret": env.get("WEBHOOK_SECRET", ""),
             "rules_dir": Path(env.get("RULES_DIR") or DEFAULT_RULES_DIR),
             "templates_dir": Path(env["TEMPLATES_DIR"]) if env.get("TEMPLATES_DIR") else None,
             "sentry_dsn": env.get("SENTRY_DSN", ""),
@@ -97,10 +104,13 @@ class Config:
             )
         if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {self.redis_url!r}")
-        if urlsplit(self.mail_url).scheme not in ("smtp", "smtps", "file", "memory"):
+        if urlsplit(self.mail_url).scheme not in MAIL_SCHEMES:
             raise ConfigError(
-                f"MAIL_URL: expected smtp://, smtps://, file:// or memory://, got {self.mail_url!r}"
+                f"MAIL_URL: expected smtp://, smtps://, postmark://, file:// or memory://,"
+                f" got {self.mail_url!r}"
             )
+        if self.sms_url and urlsplit(self.sms_url).scheme not in SMS_SCHEMES:
+            raise ConfigError("SMS_URL: expected twilio://SID:TOKEN@api.twilio.com?from=+E164")
         if self.log_format not in ("json", "console"):
             raise ConfigError(f"LOG_FORMAT: expected json or console, got {self.log_format!r}")
         if self.max_body_bytes <= 0:
@@ -118,6 +128,16 @@ class Config:
     def secret_keys(self) -> tuple[str, ...]:
         """The current SECRET_KEY first, then the previous one during a rotation."""
         return tuple(k for k in (self.secret_key, self.previous_secret_key) if k)
+
+    @property
+    def webhook_signing_secret(self) -> str:
+        """WEBHOOK_SECRET, or one derived from SECRET_KEY (never SECRET_KEY itself, which
+        signs links) so outbound webhooks are always signed."""
+        if self.webhook_secret:
+            return self.webhook_secret
+        return hmac.new(
+            self.secret_key.encode(), b"aftersale outbound webhooks", "sha256"
+        ).hexdigest()
 
     @property
     def is_sqlite(self) -> bool:

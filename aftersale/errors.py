@@ -4,6 +4,7 @@
 retried with backoff, honouring ``retry_after`` when the provider said how
 long to wait; :class:`PermanentError` (4xx, SMTP 5xx, a bad address, missing
 credentials) fails the action at once with the provider's message.
+:class:`Defer` is neither: the action is not ready yet and runs later.
 """
 
 from __future__ import annotations
@@ -26,3 +27,17 @@ class TransientError(DeliveryFailed):
 
 class PermanentError(DeliveryFailed):
     """Retrying will not help: the address, the content or the credentials are wrong."""
+
+
+class Defer(Exception):
+    """Not now: run the action again at ``until`` without counting an attempt.
+
+    Raised while preparing an action when something it needs is not ready yet
+    (an earlier step of the same rule still creating a discount code, quiet
+    hours, a frequency cap window). The action goes back to ``scheduled``.
+    """
+
+    def __init__(self, until, reason: str):
+        super().__init__(f"deferred until {until.isoformat()}: {reason}")
+        self.until = until
+        self.reason = reason

@@ -105,9 +105,24 @@ class Runtime:
 
         return mail_channel(self.config.mail_url)
 
+    @cached_property
+    def sms(self):
+        """The SMS channel from SMS_URL; ChannelUnavailable when none is configured."""
+        from workers.channels import sms_channel
+
+        return sms_channel(self.config.sms_url)
+
+    @cached_property
+    def webhooks(self):
+        """Outbound webhooks, signed with the deployment's webhook secret."""
+        from workers.channels.webhook import WebhookChannel
+
+        return WebhookChannel(self.config.webhook_signing_secret)
+
     def close(self) -> None:
-        if "mailer" in self.__dict__:
-            self.mailer.close()
+        for name in ("mailer", "sms", "webhooks"):
+            if name in self.__dict__:
+                self.__dict__[name].close()
         if "engine" in self.__dict__:
             self.engine.dispose()
         if "redis" in self.__dict__:

@@ -23,10 +23,12 @@ from connectors.base import (
     MissingHeaders,
     Normalized,
     OrderState,
+    ShopAccess,
     SignatureError,
     header,
     verify_base64_hmac,
 )
+from connectors.shopify_api import ShopifyAdminAPI, discount_input, gid
 
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 REQUIRED_HEADERS = (
@@ -396,6 +398,20 @@ class ShopifyConnector(Connector):
             source={"platform": self.name, "topic": meta.topic, "delivery_id": meta.delivery_id},
             **subjects,
         )
+
+    # -- platform calls (GraphQL Admin API, connectors/shopify_api.py) -----------
+
+    def tag_order(self, shop: ShopAccess, order_ref: str, tags: list[str]) -> dict:
+        return ShopifyAdminAPI(shop).tags_add(gid("Order", order_ref), tags)
+
+    def tag_customer(self, shop: ShopAccess, customer_ref: str, tags: list[str]) -> dict:
+        return ShopifyAdminAPI(shop).tags_add(gid("Customer", customer_ref), tags)
+
+    def add_order_note(self, shop: ShopAccess, order_ref: str, note: str) -> dict:
+        return ShopifyAdminAPI(shop).append_order_note(gid("Order", order_ref), note)
+
+    def create_discount_code(self, shop: ShopAccess, spec: dict) -> dict:
+        return ShopifyAdminAPI(shop).create_discount_code(discount_input(spec))
 
 
 # -- payload -> canonical dicts ---------------------------------------------

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from store.sql import for_update, insert_ignore
-from store.tables import actions
+from store.tables import actions, messages
 
 
 class ActionStatus(StrEnum):
@@ -32,6 +32,21 @@ class ActionStatus(StrEnum):
 
 PENDING = (ActionStatus.SCHEDULED, ActionStatus.WAITING, ActionStatus.QUEUED)
 FINAL = (ActionStatus.SENT, ActionStatus.SKIPPED, ActionStatus.FAILED, ActionStatus.DEAD)
+RETRYABLE = (ActionStatus.FAILED, ActionStatus.DEAD)
+
+#: attempts before an action whose errors are all transient becomes a dead letter, per step
+#: type: a customer mail is worth about a day of retries (1m, 2m, 4m, ... capped at 6h), a
+#: store's own webhook endpoint or the platform API a little longer (they come back)
+MAX_ATTEMPTS_BY_STEP = {
+    "email": 8,
+    "sms": 6,
+    "webhook": 10,
+    "tag_order": 10,
+    "tag_customer": 10,
+    "note_order": 10,
+    "discount_code": 10,
+}
+DEFAULT_MAX_ATTEMPTS = 5
 
 
 def create(conn: Connection, rows: list[dict], now: datetime) -> list[tuple[int, str]]:
@@ -44,6 +59,7 @@ def create(conn: Connection, rows: list[dict], now: datetime) -> list[tuple[int,
     for row in rows:
         status = ActionStatus.QUEUED if row["due_at"] <= now else ActionStatus.SCHEDULED
         values = {
+            "max_attempts": max_attempts_for(row["action_type"]),
             **row,
             "status": status.value,
             "queued_at": now if status is ActionStatus.QUEUED else None,
@@ -56,6 +72,10 @@ def create(conn: Connection, rows: list[dict], now: datetime) -> list[tuple[int,
         if found is not None:
             created.append((found.id, status.value))
     return created
+
+
+def max_attempts_for(action_type: str) -> int:
+    return MAX_ATTEMPTS_BY_STEP.get(action_type, DEFAULT_MAX_ATTEMPTS)
 
 
 def cancel_for_event(
@@ -142,6 +162,33 @@ def start(conn: Connection, action_id: int, now: datetime, lease: timedelta):
     ).first()
 
 
+def start_many(conn: Connection, ids: list[int], now: datetime, lease: timedelta) -> dict:
+    """``queued -> running`` for a job's actions at once; {id: row} of those this worker won.
+
+    On PostgreSQL the claim commits without waiting for the WAL flush
+    (``synchronous_commit = off`` for this transaction only): visibility to
+    other workers is immediate, and a database crash that lost the claim
+    could not cause a second send that losing a durable claim would not (the
+    send is recorded durably afterwards, and a lost claim only returns the
+    action to ``queued``).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    rows = conn.execute(
+        update(actions)
+        .where(actions.c.id.in_(ids), actions.c.status == ActionStatus.QUEUED.value)
+        .values(
+            status=ActionStatus.RUNNING.value,
+            attempts=actions.c.attempts + 1,
+            started_at=now,
+            lease_expires_at=now + lease,
+            updated_at=now,
+        )
+        .returning(*actions.c)
+    ).all()
+    return {row.id: row for row in rows}
+
+
 def transition(
     conn: Connection, action_id: int, frm: ActionStatus, to: ActionStatus, now: datetime, **values
 ) -> bool:
@@ -158,35 +205,73 @@ def transition(
 
 def release_expired_leases(conn: Connection, now: datetime) -> list[int]:
     """Running actions whose worker died (lease expired) become due again, or dead letters
-    when they have used up their attempts (an action that kills its worker every time)."""
-    expired = (actions.c.status == ActionStatus.RUNNING.value) & (actions.c.lease_expires_at < now)
-    conn.execute(
-        update(actions)
-        .where(expired, actions.c.attempts >= actions.c.max_attempts)
-        .values(
-            status=ActionStatus.DEAD.value,
-            last_error="worker lost while running; attempts used up",
-            lease_expires_at=None,
-            finished_at=now,
-            updated_at=now,
+    when they have used up their attempts (an action that kills its worker every time).
+
+    The interrupted attempt is recorded as ``lost``: nobody knows whether the
+    provider got it, which is why an email keeps its Message-ID on the retry.
+    """
+    expired = conn.execute(
+        for_update(
+            conn,
+            select(
+                actions.c.id,
+                actions.c.shop_id,
+                actions.c.attempts,
+                actions.c.max_attempts,
+                actions.c.action_type,
+                actions.c.lease_expires_at,
+            ).where(
+                actions.c.status == ActionStatus.RUNNING.value, actions.c.lease_expires_at < now
+            ),
+            skip_locked=True,
         )
-    )
-    return (
+    ).all()
+    if not expired:
+        return []
+    exhausted = [r.id for r in expired if r.attempts >= r.max_attempts]
+    again = [r.id for r in expired if r.attempts < r.max_attempts]
+    running = actions.c.status == ActionStatus.RUNNING.value
+    if exhausted:
         conn.execute(
             update(actions)
-            .where(expired)
+            .where(actions.c.id.in_(exhausted), running)
+            .values(
+                status=ActionStatus.DEAD.value,
+                last_error="worker lost while running; attempts used up",
+                lease_expires_at=None,
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+    if again:
+        conn.execute(
+            update(actions)
+            .where(actions.c.id.in_(again), running)
             .values(
                 status=ActionStatus.SCHEDULED.value,
                 due_at=now,
+                last_error="worker lost while running (lease expired); running it again",
                 lease_expires_at=None,
                 job_id=None,
                 updated_at=now,
             )
-            .returning(actions.c.id)
         )
-        .scalars()
-        .all()
+    conn.execute(
+        messages.insert(),
+        [
+            {
+                "action_id": r.id,
+                "shop_id": r.shop_id,
+                "attempt": r.attempts,
+                "channel": r.action_type,
+                "status": "lost",
+                "error": f"worker lost mid-run; lease expired at {r.lease_expires_at.isoformat()}",
+                "created_at": now,
+            }
+            for r in expired
+        ],
     )
+    return again
 
 
 def set_jobs(conn: Connection, jobs: dict[str, list[int]], now: datetime) -> None:
@@ -217,6 +302,76 @@ def queued_before(conn: Connection, before: datetime, limit: int):
         .order_by(actions.c.id)
         .limit(limit)
     ).all()
+
+
+def defer(conn: Connection, action_id: int, until: datetime, now: datetime, reason: str) -> bool:
+    """``running -> scheduled`` at ``until``, giving back the attempt the claim counted."""
+    return (
+        conn.execute(
+            update(actions)
+            .where(actions.c.id == action_id, actions.c.status == ActionStatus.RUNNING.value)
+            .values(
+                status=ActionStatus.SCHEDULED.value,
+                due_at=until,
+                attempts=actions.c.attempts - 1,
+                last_error=f"deferred: {reason}",
+                lease_expires_at=None,
+                job_id=None,
+                updated_at=now,
+            )
+        ).rowcount
+        == 1
+    )
+
+
+def retry(conn: Connection, ids: Iterable[int] | None, now: datetime) -> list[int]:
+    """Failed or dead actions (``ids``, or every dead letter when None) become due now,
+    with a fresh round of attempts; returns the ids that were retried."""
+    where = [actions.c.status.in_([s.value for s in RETRYABLE])]
+    if ids is None:
+        where = [actions.c.status == ActionStatus.DEAD.value]
+    else:
+        where.append(actions.c.id.in_(list(ids)))
+    rows = conn.execute(
+        for_update(conn, select(actions.c.id, actions.c.action_type).where(*where))
+    ).all()
+    for row in rows:
+        conn.execute(
+            update(actions)
+            .where(actions.c.id == row.id, actions.c.status.in_([s.value for s in RETRYABLE]))
+            .values(
+                status=ActionStatus.SCHEDULED.value,
+                due_at=now,
+                max_attempts=actions.c.attempts + max_attempts_for(row.action_type),
+                skip_reason=None,
+                finished_at=None,
+                job_id=None,
+                updated_at=now,
+            )
+        )
+    return [row.id for row in rows]
+
+
+def cancel(conn: Connection, action_id: int, now: datetime, reason: str) -> bool:
+    """Skip a pending action (``cancelled``); False when it is running or already final."""
+    return (
+        conn.execute(
+            update(actions)
+            .where(
+                actions.c.id == action_id,
+                actions.c.status.in_([s.value for s in PENDING]),
+            )
+            .values(
+                status=ActionStatus.SKIPPED.value,
+                skip_reason="cancelled",
+                last_error=reason,
+                job_id=None,
+                finished_at=now,
+                updated_at=now,
+            )
+        ).rowcount
+        == 1
+    )
 
 
 def get(conn: Connection, action_id: int):

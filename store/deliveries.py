@@ -183,3 +183,17 @@ def queued_before(conn: Connection, before: datetime, limit: int):
 
 def get(conn: Connection, delivery_id: int):
     return conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()
+
+
+def reopen(conn: Connection, delivery_id: int, now: datetime):
+    """Make a stored delivery processable again (``aftersale deliveries replay``); None if unknown.
+
+    Replaying is idempotent downstream: events are unique per happening and
+    actions per rule and subject, so a replay only adds what is missing.
+    """
+    return conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(status="queued", job_id=None, enqueued_at=now, error=None)
+        .returning(deliveries.c.id, deliveries.c.topic, deliveries.c.shop_id)
+    ).first()

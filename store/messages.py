@@ -70,14 +70,15 @@ def suppression(
     ).first()
     if row is None:
         return None
-    if row.reason in BLOCKS_ALL or category == "marketing":
+    # a STOP reply to a text opts the number out of every message from that sender, and
+    # the SMS provider refuses them all, so an SMS unsubscribe blocks transactional texts too
+    if row.reason in BLOCKS_ALL or category == "marketing" or channel == "sms":
         return row.reason
     return None
 
 
 def suppress(
     conn: Connection,
-    *,
     shop_id: int,
     channel: str,
     address: str,
@@ -97,7 +98,7 @@ def suppress(
             channel=channel,
             address=address.strip().lower(),
             reason=reason,
-            source=source,
+            source=source[:64] if source else None,
             created_at=now,
         )
         .returning(suppressions.c.id)

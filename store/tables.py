@@ -169,6 +169,8 @@ actions = Table(
     Index("ix_actions_status_due_at", "status", "due_at"),
     Index("ix_actions_shop_order", "shop_id", "order_ref"),
     Index("ix_actions_shop_customer", "shop_id", "customer_ref"),
+    # later steps of a rule look up earlier ones; `actions show` walks event -> actions
+    Index("ix_actions_event_id", "event_id"),
 )
 
 messages = Table(
@@ -182,7 +184,7 @@ messages = Table(
     Column("recipient", String(320)),
     Column("subject", Text),
     Column("message_id", String(255)),  # RFC 5322 Message-ID, stable across retries
-    # sent | transient_error | permanent_error
+    # sent | transient_error | permanent_error | lost (the worker died mid-attempt)
     Column("status", String(20), nullable=False),
     Column("provider_id", String(255)),
     Column("status_code", Integer),

@@ -6,6 +6,11 @@ scheduler makes due again once the lease expires. Just before sending, the
 action is checked again against the present (cancelled meanwhile? consent
 withdrawn? address suppressed? customer redacted? too late to be useful?),
 because hours or days may have passed since it was planned.
+
+Every way out of a run is one small function here: ``_skipped`` (Skip),
+``_deferred`` (Defer: not yet, no attempt counted), ``_failed`` (retry with
+backoff, dead letter, or permanent failure) and ``_sent``. Each records what
+happened in the same transaction as the status change.
 """
 
 from __future__ import annotations
@@ -13,25 +18,35 @@ from __future__ import annotations
 import random
 import time
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from aftersale import logs
-from aftersale.errors import DeliveryFailed, TransientError
+from aftersale.errors import Defer, DeliveryFailed, PermanentError, TransientError
 from aftersale.events import Event
+from store import action_queries
 from store import actions as action_store
 from store import events as event_store
 from store import messages as message_store
 from store import shops as shop_store
 from store import state as state_store
-from store.actions import ActionStatus
+from store.actions import FINAL, ActionStatus
+from workers.channels.base import RecipientGone, SendResult
 from workers.executors import EXECUTORS, ActionContext, Prepared
 from workers.policy import Skip
 from workers.render import TemplateProblem
 
 log = logs.get_logger("workers.actions")
 
+#: longer than any send can take (SMTP and HTTP time out well before), so a lease only
+#: expires when its worker is gone, never under a slow send that then completes
 LEASE = timedelta(minutes=5)
+#: a job claims all its actions at once; it starts no new one after this long and hands the
+#: rest back, so a claimed action never waits out its lease behind slow sends
+JOB_BUDGET = LEASE / 2
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
+#: how long a step waits before looking again at an earlier step it needs
+DEPENDENCY_WAIT = timedelta(seconds=30)
 CUSTOMER_KEYS = (
     "email",
     "phone",
@@ -45,53 +60,75 @@ CUSTOMER_KEYS = (
 
 def run_action(runtime, action_id: int) -> str:
     """Run one action to a final (or retry) state; returns the status it ended in."""
+    claimed = claim(runtime, [action_id])
+    if action_id not in claimed:
+        return "not_claimed"
+    return run_claimed(runtime, claimed[action_id])
+
+
+def claim(runtime, action_ids: list[int]) -> dict:
+    """Claim a job's actions in one transaction (``queued -> running`` with a lease); {id: row}.
+
+    Only the claims this worker won are returned: an action another worker
+    runs, or that was cancelled meanwhile, is left alone.
+    """
+    with runtime.engine.begin() as conn:
+        claimed = action_store.start_many(conn, action_ids, runtime.clock.now(), LEASE)
+    for action_id in action_ids:
+        if action_id not in claimed:
+            log.info("action.not_claimed", action_id=action_id)
+    return claimed
+
+
+def hand_back(runtime, actions: list) -> None:
+    """Claimed actions this worker will not start after all go back to ``scheduled``, due now."""
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:
-        action = action_store.start(conn, action_id, now, LEASE)
-    if action is None:
-        log.info("action.not_claimed", action_id=action_id)
-        return "not_claimed"
+        for action in actions:
+            action_store.defer(conn, action.id, now, now, "job ran past its time budget")
+    log.warning("actions.handed_back", count=len(actions))
+
+
+def run_claimed(runtime, action) -> str:
+    """Run an action this worker holds the lease of."""
     with logs.bound(
         action_id=action.id, rule=action.rule, event_id=action.event_id, shop_id=action.shop_id
     ):
-        return _run_claimed(runtime, action, now)
+        return _run_claimed(runtime, action, runtime.clock.now())
 
 
 def _run_claimed(runtime, action, now: datetime) -> str:
-    try:
-        executor, prepared = _prepare(runtime, action, now)
-    except Skip as skip:
-        _finish(
-            runtime,
-            action,
-            ActionStatus.SKIPPED,
-            skip_reason=skip.reason,
-            last_error=skip.detail or None,
-        )
-        log.info("action.skipped", reason=skip.reason, detail=skip.detail)
-        return ActionStatus.SKIPPED.value
-    except (TemplateProblem, DeliveryFailed) as exc:
-        if isinstance(exc, TransientError):
-            return _failed(runtime, action, None, exc, time.monotonic())
-        _finish(runtime, action, ActionStatus.FAILED, last_error=str(exc)[:2000])
-        log.error("action.failed", error=str(exc))
-        return ActionStatus.FAILED.value
+    prepared = None
     started = time.monotonic()
     try:
+        executor, prepared = _prepare(runtime, action, now)
+        started = time.monotonic()
         result = executor.send(runtime, prepared)
+    except Skip as skip:
+        return _skipped(runtime, action, skip)
+    except Defer as defer:
+        return _deferred(runtime, action, defer)
+    except TemplateProblem as exc:
+        return _failed(runtime, action, prepared, PermanentError(str(exc)), started)
     except DeliveryFailed as exc:
         return _failed(runtime, action, prepared, exc, started)
+    return _sent(runtime, action, prepared, result, started)
+
+
+def _sent(runtime, action, prepared: Prepared, result: SendResult, started: float) -> str:
     duration = int((time.monotonic() - started) * 1000)
+    now = runtime.clock.now()
     with runtime.engine.begin() as conn:
         won = action_store.transition(
             conn,
             action.id,
             ActionStatus.RUNNING,
             ActionStatus.SENT,
-            runtime.clock.now(),
+            now,
             recipient=prepared.recipient,
             subject=prepared.subject,
             provider_id=result.provider_id,
+            result=result.data,
             lease_expires_at=None,
             last_error=None,
         )
@@ -100,7 +137,7 @@ def _run_claimed(runtime, action, now: datetime) -> str:
             action=action,
             channel=prepared.channel,
             status="sent",
-            now=runtime.clock.now(),
+            now=now,
             recipient=prepared.recipient,
             subject=prepared.subject,
             message_id=prepared.message_id,
@@ -117,7 +154,8 @@ def _run_claimed(runtime, action, now: datetime) -> str:
     log.info(
         "action.sent",
         channel=prepared.channel,
-        to=logs.mask_email(prepared.recipient),
+        to=_masked(prepared),
+        provider_id=result.provider_id,
         duration_ms=duration,
     )
     return ActionStatus.SENT.value
@@ -166,11 +204,26 @@ def _failed(runtime, action, prepared: Prepared | None, exc: DeliveryFailed, sta
             response=exc.response,
             duration_ms=duration,
         )
+        if isinstance(exc, RecipientGone) and recipient:
+            message_store.suppress(
+                conn,
+                action.shop_id,
+                prepared.channel,
+                recipient,
+                exc.reason,
+                f"action {action.id}",
+                now,
+            )
     event = (
         "action.retry_scheduled" if status is ActionStatus.SCHEDULED else f"action.{status.value}"
     )
     log.warning(
-        event, error=str(exc), attempts=action.attempts, due_at=str(values.get("due_at", ""))
+        event,
+        error=str(exc),
+        status_code=exc.status_code,
+        attempts=action.attempts,
+        max_attempts=action.max_attempts,
+        due_at=str(values.get("due_at", "")),
     )
     return status.value
 
@@ -184,17 +237,27 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> timedelta:
     return delay
 
 
-def _finish(runtime, action, status: ActionStatus, **values) -> None:
+def _skipped(runtime, action, skip: Skip) -> str:
     with runtime.engine.begin() as conn:
         action_store.transition(
             conn,
             action.id,
             ActionStatus.RUNNING,
-            status,
+            ActionStatus.SKIPPED,
             runtime.clock.now(),
             lease_expires_at=None,
-            **values,
+            skip_reason=skip.reason,
+            last_error=skip.detail or None,
         )
+    log.info("action.skipped", reason=skip.reason, detail=skip.detail)
+    return ActionStatus.SKIPPED.value
+
+
+def _deferred(runtime, action, defer: Defer) -> str:
+    with runtime.engine.begin() as conn:
+        action_store.defer(conn, action.id, defer.until, runtime.clock.now(), defer.reason)
+    log.info("action.deferred", until=defer.until.isoformat(), reason=defer.reason)
+    return "deferred"
 
 
 def _prepare(runtime, action, now: datetime):
@@ -212,10 +275,34 @@ def _prepare(runtime, action, now: datetime):
         event = Event.from_dict(stored.payload)
         shop = shop_store.get_shop(conn, action.shop_id)
         customer = _current_customer(conn, action, event)
-        ctx = ActionContext(
-            action, event, shop, customer, _template_context(runtime, action, event, shop, customer)
-        )
+        steps = _earlier_results(conn, action, now)
+        context = _template_context(runtime, action, event, shop, customer, steps)
+        ctx = ActionContext(action, event, shop, customer, context)
         return executor, executor.prepare(runtime, conn, ctx)
+
+
+def _earlier_results(conn, action, now: datetime) -> dict[int, dict]:
+    """Results of the earlier steps of this rule that later steps may use (a discount code).
+
+    Such a step still pending defers this one; one that ended without a
+    result skips it, rather than sending a mail that promises a missing code.
+    """
+    results: dict[int, dict] = {}
+    for row in action_queries.earlier_steps(conn, action):
+        executor = EXECUTORS.get(row.action_type)
+        if executor is None or not executor.provides_result:
+            continue
+        if row.status == ActionStatus.SENT.value:
+            results[row.step] = {**(row.result or {}), "step_type": row.action_type}
+        elif row.status in FINAL:
+            raise Skip(
+                "dependency_failed",
+                f"step {row.step} ({row.action_type}, action {row.id}) ended {row.status}",
+            )
+        else:  # look again shortly after it is due (it may be waiting out a retry backoff)
+            until = max(now, row.due_at) + DEPENDENCY_WAIT
+            raise Defer(until, f"waiting for step {row.step} ({row.action_type})")
+    return results
 
 
 def _current_customer(conn, action, event: Event) -> dict:
@@ -232,7 +319,7 @@ def _current_customer(conn, action, event: Event) -> dict:
     return customer
 
 
-def _template_context(runtime, action, event: Event, shop, customer: dict) -> dict:
+def _template_context(runtime, action, event: Event, shop, customer: dict, steps: dict) -> dict:
     settings = runtime.rules.settings
     context = event.context()
     context["customer"] = customer
@@ -241,4 +328,23 @@ def _template_context(runtime, action, event: Event, shop, customer: dict) -> di
         "name": shop.name or settings.shop_name or shop.domain,
     }
     context["action"] = {"id": action.id, "rule": action.rule}
+    context["steps"] = steps
+    for result in steps.values():
+        if result["step_type"] == "discount_code":
+            context["discount"] = result
     return context
+
+
+def _masked(prepared: Prepared) -> str | None:
+    """The recipient as logs may show it: no full address, number, or webhook URL (Slack's
+    carry their token in the path)."""
+    recipient = prepared.recipient
+    if not recipient:
+        return None
+    if prepared.channel == "sms":
+        return logs.mask_phone(recipient)
+    if prepared.channel == "webhook":
+        return urlsplit(recipient).netloc
+    if "@" in recipient:
+        return logs.mask_email(recipient)
+    return recipient

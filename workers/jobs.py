@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from aftersale import runtime as runtime_module
-from workers.actions import run_action
+from workers.actions import JOB_BUDGET, claim, hand_back, run_claimed
 from workers.processing import hand_off_actions, process_one
 
 
@@ -30,16 +32,29 @@ def process_deliveries(delivery_ids: list[int]) -> dict[int, str]:
 
 
 def run_actions(action_ids: list[int]) -> dict[int, str]:
-    """Run each action; an unexpected error in one (its lease will expire and it is retried)
-    does not stop the others, and fails the job afterwards so it is visible in RQ and Sentry."""
+    """Claim the job's actions in one transaction, then run each in turn.
+
+    An unexpected error in one action (its lease expires and it runs again)
+    does not stop the others, and fails the job afterwards so it is visible
+    in RQ and Sentry. Past the job's time budget the actions not yet started
+    are handed back rather than left to outlive their lease.
+    """
     runtime = runtime_module.current()
-    results, failures = {}, []
-    for action_id in action_ids:
+    claimed = claim(runtime, action_ids)
+    budget_ends = time.monotonic() + JOB_BUDGET.total_seconds()
+    results = {action_id: "not_claimed" for action_id in action_ids if action_id not in claimed}
+    failures = []
+    pending = [claimed[action_id] for action_id in action_ids if action_id in claimed]
+    for index, action in enumerate(pending):
+        if time.monotonic() > budget_ends:
+            hand_back(runtime, pending[index:])
+            results.update({a.id: "handed_back" for a in pending[index:]})
+            break
         try:
-            results[action_id] = run_action(runtime, action_id)
+            results[action.id] = run_claimed(runtime, action)
         except Exception as exc:
-            results[action_id] = "error"
-            failures.append((action_id, exc))
+            results[action.id] = "error"
+            failures.append((action.id, exc))
     _raise_first(failures, len(action_ids), "actions")
     return results
 

@@ -29,7 +29,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNot
 from jinja2.sandbox import SandboxedEnvironment
 
 from aftersale.events import FIELDS
-from workers.template_filters import FILTERS, LINKS_KEY, MissingLinks
+from workers.template_filters import FILTERS, LINKS_KEY
 
 FILES = ("subject.txt", "body.txt", "body.html")
 #: canonical fields that are lists: a missing one is an empty list, so loops just run zero times
@@ -136,8 +136,6 @@ class Renderer:
         except TemplateError as exc:
             where = f"{path}:{exc.lineno}" if getattr(exc, "lineno", None) else path
             raise TemplateProblem(f"{where}: {exc}") from exc
-        except MissingLinks as exc:
-            raise TemplateProblem(f"{path}: {exc}") from exc
         except (TypeError, ValueError, ArithmeticError) as exc:
             # A value of an unexpected type (a string where a number goes): the template's
             # fault, and sending again will not fix it, so say where.

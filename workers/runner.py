@@ -22,10 +22,24 @@ def make_worker(runtime, *, name: str | None = None) -> SimpleWorker:
     return SimpleWorker(queues, connection=runtime.redis, name=name)
 
 
+def check_channels(runtime) -> None:
+    """Build the channels the loaded rules use, so a missing SMS_URL or a malformed MAIL_URL
+    stops the worker at start-up rather than failing every action later.
+
+    Raises:
+        ChannelUnavailable: with the setting to fix.
+    """
+    step_types = {step.type for rule in runtime.rules.rules for step in rule.steps}
+    runtime.mailer  # noqa: B018 - building it validates MAIL_URL
+    if "sms" in step_types:
+        runtime.sms  # noqa: B018 - building it validates SMS_URL
+
+
 def run_worker(runtime, *, burst: bool = False, name: str | None = None) -> bool:
     """Work until stopped (or, with ``burst``, until the queues are empty)."""
     worker = make_worker(runtime, name=name)
     runtime.load_rules_or_fail()  # a bad rules folder stops the worker here, before any job
+    check_channels(runtime)
     try:
         return worker.work(
             burst=burst, logging_level=runtime.config.log_level, with_scheduler=False

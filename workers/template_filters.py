@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, get_currency_precision
-from jinja2 import pass_context
+from jinja2 import TemplateRuntimeError, pass_context
 
 from aftersale.events import parse_time
 from aftersale.storefront import handleize
@@ -27,8 +27,9 @@ FORMAT_LOCALES = {"sr": "sr_Latn", "sr-latn": "sr_Latn", "sr-cyrl": "sr_Cyrl"}
 LINKS_KEY = "_links"
 
 
-class MissingLinks(LookupError):
-    """A link filter was used where no message is being composed (no MessageLinks in context)."""
+class MissingLinks(TemplateRuntimeError):
+    """A link filter was used where no message is being composed (no MessageLinks in context),
+    e.g. in an SMS text; a TemplateError, so every renderer reports it as a template problem."""
 
 
 def babel_locale(locale: str | None) -> Locale:

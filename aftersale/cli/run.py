@@ -125,6 +125,7 @@ def web(host, port, workers):
 def worker(ctx, burst, name):
     """Run one RQ worker (no fork per job) on the deliveries and actions queues."""
     from rules import RulesInvalid
+    from workers.channels import ChannelUnavailable
     from workers.runner import run_worker
 
     try:
@@ -133,6 +134,8 @@ def worker(ctx, burst, name):
         raise click.ClickException(
             f"rules folder {ctx.config.rules_dir} has errors:\n{exc}"
         ) from exc
+    except ChannelUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.command()

@@ -1,10 +1,12 @@
-"""Delivery channels, one module each; :func:`mail_channel` picks the email one from ``MAIL_URL``."""
+"""Delivery channels, one module each; :func:`mail_channel` picks the email one from ``MAIL_URL``,
+:func:`sms_channel` the SMS one from ``SMS_URL``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from aftersale.config import MAIL_SCHEMES
 from workers.channels.base import (
     Channel,
     ChannelUnavailable,
@@ -20,6 +22,7 @@ __all__ = [
     "SendResult",
     "TransientError",
     "mail_channel",
+    "sms_channel",
 ]
 
 
@@ -33,10 +36,36 @@ def mail_channel(url: str) -> Channel:
         from workers.channels.outbox import FileOutbox
 
         return FileOutbox(Path(unquote(urlsplit(url).path)))
+    if scheme in ("postmark", "postmark+http"):
+        from workers.channels.postmark import PostmarkChannel
+
+        return PostmarkChannel.from_url(url)
     if scheme == "memory":
         from workers.channels.memory import MemoryChannel
 
         return MemoryChannel()
     raise ChannelUnavailable(
-        f"MAIL_URL: no email channel for {scheme!r} (smtp, smtps, file, memory)"
+        f"MAIL_URL: no email channel for {scheme!r} ({', '.join(MAIL_SCHEMES)})"
+    )
+
+
+def sms_channel(url: str) -> Channel:
+    """The SMS channel for ``SMS_URL``; an empty URL means SMS steps cannot run (a start-up error
+    for a worker whose rules use them)."""
+    if not url:
+        raise ChannelUnavailable(
+            "rules use sms steps but SMS_URL is not set"
+            " (twilio://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com?from=%2B15005550006)"
+        )
+    scheme = urlsplit(url).scheme
+    if scheme in ("twilio", "twilio+http"):
+        from workers.channels.twilio_sms import TwilioChannel
+
+        return TwilioChannel.from_url(url)
+    if scheme == "memory":
+        from workers.channels.memory import MemoryChannel
+
+        return MemoryChannel()
+    raise ChannelUnavailable(
+        f"SMS_URL: no SMS channel for {url!r} (twilio://SID:TOKEN@api.twilio.com?from=+E164)"
     )

@@ -25,6 +25,7 @@ __all__ = [
     "ChannelError",
     "ChannelUnavailable",
     "PermanentError",
+    "RecipientGone",
     "SendResult",
     "TransientError",
 ]
@@ -33,15 +34,29 @@ __all__ = [
 ChannelError = DeliveryFailed
 
 
+class RecipientGone(PermanentError):
+    """The provider will never deliver to this address or number (it replied STOP, it hard
+    bounced): the action fails and the address is suppressed with ``reason``, so later
+    actions skip it instead of failing the same way."""
+
+    def __init__(self, message: str, *, reason: str, **kwargs):
+        super().__init__(message, **kwargs)
+        self.reason = reason
+
+
 class ChannelUnavailable(Exception):
     """A configured channel cannot work here (missing optional dependency, bad URL): a start-up error."""
 
 
 @dataclass
 class SendResult:
+    """What the provider said: its id for the message, the status code, a truncated answer,
+    and ``data`` worth keeping on the action (a created discount code) for later steps."""
+
     provider_id: str | None
     status_code: int | None = None
     response: str | None = None
+    data: dict | None = None
 
 
 class Channel(ABC):

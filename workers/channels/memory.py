@@ -16,5 +16,6 @@ class MemoryChannel(Channel):
     def send(self, messages: Sequence) -> list[SendResult]:
         self.outbox.extend(messages)
         return [
-            SendResult(provider_id=m["Message-ID"] if hasattr(m, "get") else None) for m in messages
+            SendResult(provider_id=m["Message-ID"] if hasattr(m, "get") else f"memory-{n}")
+            for n, m in enumerate(messages, start=len(self.outbox) - len(messages) + 1)
         ]

@@ -11,9 +11,26 @@ from __future__ import annotations
 
 from workers.executors.base import ActionContext, Executor, Prepared
 from workers.executors.email import EmailExecutor
+from workers.executors.platform import (
+    DiscountCodeExecutor,
+    NoteOrderExecutor,
+    TagCustomerExecutor,
+    TagOrderExecutor,
+)
+from workers.executors.sms import SMSExecutor
+from workers.executors.webhook import WebhookExecutor
 
 EXECUTORS: dict[str, Executor] = {
-    EmailExecutor.step: EmailExecutor(),
+    executor.step: executor
+    for executor in (
+        EmailExecutor(),
+        SMSExecutor(),
+        WebhookExecutor(),
+        TagOrderExecutor(),
+        TagCustomerExecutor(),
+        NoteOrderExecutor(),
+        DiscountCodeExecutor(),
+    )
 }
 
 __all__ = ["EXECUTORS", "ActionContext", "Executor", "Prepared"]

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import lru_cache
+
+from jinja2 import TemplateError
 
 from aftersale.events import Event
 from workers.channels.base import SendResult
+from workers.render import TemplateProblem
 
 
 @dataclass
@@ -33,6 +37,8 @@ class Prepared:
 
 class Executor(ABC):
     step: str
+    #: later steps of the same rule wait for this one and see its result in their templates
+    provides_result: bool = False
 
     @abstractmethod
     def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
@@ -41,3 +47,17 @@ class Executor(ABC):
     @abstractmethod
     def send(self, runtime, prepared: Prepared) -> SendResult:
         """Hand over to the channel; raise TransientError or PermanentError."""
+
+
+def render_inline(runtime, text: str, context: dict, what: str) -> str:
+    """Render a short template written in the rule itself (an SMS text, a note, a webhook field)
+    in the same sandbox and with the same strict names and filters as template files."""
+    try:
+        return _compiled(runtime.renderer.env, text).render(context)
+    except TemplateError as exc:
+        raise TemplateProblem(f"{what}: {exc}") from exc
+
+
+@lru_cache(maxsize=512)
+def _compiled(env, text: str):
+    return env.from_string(text)

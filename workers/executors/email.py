@@ -24,10 +24,23 @@ class EmailExecutor(Executor):
         message = compose_email(
             runtime, ctx, rendered, recipient, links.with_locale(rendered.locale)
         )
+        _shop_sender(message, ctx)
         return Prepared("email", recipient, rendered.subject, message, message["Message-ID"])
 
     def send(self, runtime, prepared: Prepared):
         return runtime.mailer.send([prepared.payload])[0]
+
+
+def _shop_sender(message, ctx: ActionContext) -> None:
+    """A shop's own sender and Reply-To (``shops.settings``) win over the rule pack's, so one
+    deployment serving several stores mails each customer from their store; a ``reply_to`` on
+    the step itself still wins over both."""
+    settings = ctx.shop.settings or {}
+    if settings.get("sender"):
+        message.replace_header("From", settings["sender"])
+    if settings.get("reply_to") and not ctx.action.params.get("reply_to"):
+        del message["Reply-To"]
+        message["Reply-To"] = settings["reply_to"]
 
 
 def _recipient(ctx: ActionContext) -> str:

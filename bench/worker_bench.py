@@ -1,0 +1,270 @@
+"""Worker and scheduler benchmark: one command, one table.
+
+    python bench/worker_bench.py [--db sqlite|postgresql|both] [--emails 3000]
+                                 [--scheduled 1000000] [--due 10000] [--skip-scheduler]
+
+1. Emails per second through ONE worker process (``aftersale worker --burst``,
+   a real subprocess) against a local aiosmtpd server: N thank-you emails are
+   planted as due actions for the orders/create fixture, the scheduler hands
+   them to RQ, and the worker claims, re-checks, renders, sends and records
+   each one. The rate is measured between the first and the last message the
+   SMTP server accepts (start-up excluded; the wall time with start-up is
+   shown too). Every action must end ``sent`` with a distinct Message-ID.
+2. The scheduler dispatching D due actions out of M scheduled on PostgreSQL:
+   M rows are inserted with generate_series (M - D due tomorrow, D due a
+   minute ago), then one ``Scheduler.tick()`` claims the due ones with
+   ``FOR UPDATE SKIP LOCKED`` in batches and enqueues them on a private
+   Redis. The query plan is printed: cost must follow the due rows (index
+   on status, due_at), not all rows.
+
+The machine may be shared; numbers are indicative.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import ROOT, aftersale_env, database, free_port, print_table, redis_server
+
+EMAIL_TARGET = 300.0
+SCHEDULER_TARGET_S = 10.0
+
+
+class CountingSMTP:
+    """aiosmtpd handler that counts accepted messages and when the first and last arrived."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.message_ids: list[str] = []
+        self.first = self.last = None
+
+    async def handle_DATA(self, server, session, envelope):
+        now = time.monotonic()
+        message_id = ""
+        for line in envelope.content.split(b"\r\n", 60):
+            if line.lower().startswith(b"message-id:"):
+                message_id = line.split(b":", 1)[1].strip().decode()
+                break
+        with self.lock:
+            self.message_ids.append(message_id)
+            self.first = self.first or now
+            self.last = now
+        return "250 2.0.0 queued"
+
+
+def make_runtime(database_url: str, redis_url: str, instance: Path, mail_url: str, prefix: str):
+    from aftersale.config import Config
+    from aftersale.runtime import Runtime, install
+
+    config = Config.from_env(
+        {},
+        instance_path=instance,
+        database_url=database_url,
+        redis_url=redis_url,
+        mail_url=mail_url,
+        secret_key="bench-secret-key",
+        shopify_api_secrets=("bench-secret",),
+        queue_prefix=prefix,
+        log_level="WARNING",
+    )
+    runtime = Runtime(config)
+    install(runtime)
+    return runtime
+
+
+def plant_emails(runtime, n: int, due_at) -> None:
+    """One stored orders/create event and ``n`` thank-you email actions due at ``due_at``."""
+    import json
+
+    from connectors.base import DeliveryMeta, OrderState
+    from connectors.shopify import ShopifyConnector
+    from store import actions as action_store
+    from store import events as event_store
+    from store import shops as shop_store
+    from store import state as state_store
+
+    now = runtime.clock.now()
+    payload = json.loads((ROOT / "tests/fixtures/shopify/orders__create.json").read_text())
+    meta = DeliveryMeta(platform="shopify", shop="bench.myshopify.com", topic="orders/create")
+    (event,) = ShopifyConnector().normalize(meta, payload, OrderState()).events
+    with runtime.engine.begin() as conn:
+        shop_id = shop_store.ensure_shop(conn, "shopify", "bench.myshopify.com", now)
+        customer = state_store.remember_customer(conn, shop_id, event.customer, now)
+        event = replace(event, customer=customer)
+        event_id = event_store.insert_event(conn, shop_id, None, event, now)
+        rows = [
+            {
+                "shop_id": shop_id,
+                "event_id": event_id,
+                "rule": f"bench-{i}",
+                "step": 0,
+                "action_type": "email",
+                "params": {"template": "thank_you", "to": "customer"},
+                "category": "transactional",
+                "order_ref": event.order_ref,
+                "customer_ref": event.customer_ref,
+                "once_key": f"bench|{i}",
+                "due_at": due_at,
+                "cancel_on": [],
+            }
+            for i in range(n)
+        ]
+        action_store.create(conn, rows, now)
+
+
+def bench_worker(kind: str, emails: int) -> list:
+    from aiosmtpd.controller import Controller
+    from sqlalchemy import func, select
+
+    from store.tables import actions
+    from workers.scheduler import Scheduler
+
+    handler = CountingSMTP()
+    smtp = Controller(handler, hostname="127.0.0.1", port=free_port())
+    smtp.start()
+    instance = Path(tempfile.mkdtemp(prefix="bench-worker-"))
+    prefix = f"bench{os.getpid()}"
+    try:
+        with database(kind) as url, redis_server() as redis_url:
+            mail_url = f"smtp://127.0.0.1:{smtp.port}"
+            runtime = make_runtime(url, redis_url, instance, mail_url, prefix)
+            due = runtime.clock.now() + timedelta(seconds=5)
+            plant_emails(runtime, emails, due)
+            report = Scheduler(runtime, batch=1000, max_batches=100).tick(
+                due + timedelta(seconds=1)
+            )
+            assert report.actions_enqueued == emails, report
+            env = aftersale_env(
+                url,
+                redis_url,
+                instance,
+                MAIL_URL=mail_url,
+                QUEUE_PREFIX=prefix,
+            )
+            env["LOG_LEVEL"] = "WARNING"
+            started = time.monotonic()
+            worker = subprocess.run(
+                [sys.executable, "-m", "aftersale", "worker", "--burst"],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            wall = time.monotonic() - started
+            if worker.returncode != 0:
+                sys.exit(f"worker failed:\n{worker.stderr[-3000:]}")
+            with runtime.engine.connect() as conn:
+                sent = conn.execute(
+                    select(func.count()).where(actions.c.status == "sent")
+                ).scalar_one()
+            runtime.close()
+    finally:
+        smtp.stop()
+    unique = len(set(handler.message_ids))
+    if sent != emails or unique != emails or len(handler.message_ids) != emails:
+        sys.exit(f"{kind}: {sent} sent, {len(handler.message_ids)} received, {unique} unique")
+    steady = (emails - 1) / (handler.last - handler.first)
+    return [
+        f"worker emails/s, {kind}",
+        f"{steady:,.0f}",
+        f"{emails / wall:,.0f} with start-up",
+        f">= {EMAIL_TARGET:.0f}",
+        "yes" if steady >= EMAIL_TARGET else "no",
+        f"{emails} sent, {unique} distinct Message-IDs",
+    ]
+
+
+INSERT = """
+INSERT INTO actions (shop_id, rule, step, action_type, params, category, status, due_at,
+                     attempts, max_attempts, once_key, created_at, updated_at)
+SELECT :shop, 'bench', 0, 'email', '{"template": "thank_you"}'::jsonb, 'transactional',
+       'scheduled', CASE WHEN g <= :due THEN now() - interval '1 minute'
+                         ELSE now() + interval '1 day' + g * interval '1 second' END,
+       0, 8, 'bench|' || g, now(), now()
+FROM generate_series(1, :total) AS g
+"""
+
+
+def bench_scheduler(scheduled: int, due: int) -> tuple[list, str]:
+    from sqlalchemy import text
+
+    from store import shops as shop_store
+    from workers.scheduler import Scheduler
+
+    instance = Path(tempfile.mkdtemp(prefix="bench-scheduler-"))
+    with database("postgresql") as url, redis_server() as redis_url:
+        runtime = make_runtime(url, redis_url, instance, "memory://", f"sched{os.getpid()}")
+        now = runtime.clock.now()
+        loaded = time.monotonic()
+        with runtime.engine.begin() as conn:
+            shop_id = shop_store.ensure_shop(conn, "shopify", "bench.myshopify.com", now)
+            conn.execute(text(INSERT), {"shop": shop_id, "due": due, "total": scheduled})
+        with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE actions"))
+            plan = "\n".join(
+                row[0]
+                for row in conn.execute(
+                    text(
+                        "EXPLAIN ANALYZE SELECT id FROM actions WHERE status = 'scheduled'"
+                        " AND due_at <= now() ORDER BY due_at LIMIT 1000 FOR UPDATE SKIP LOCKED"
+                    )
+                )
+            )
+        load_s = time.monotonic() - loaded
+        scheduler = Scheduler(runtime, batch=1000, max_batches=max(20, due // 1000 + 1))
+        started = time.monotonic()
+        report = scheduler.tick(runtime.clock.now())
+        elapsed = time.monotonic() - started
+        jobs = runtime.queue("actions").count
+        runtime.close()
+    if report.actions_enqueued != due or report.errors:
+        sys.exit(f"scheduler enqueued {report.actions_enqueued} of {due}: {report.errors}")
+    row = [
+        f"scheduler: {due:,} due of {scheduled:,} (postgresql)",
+        f"{elapsed:.2f} s",
+        f"{due / elapsed:,.0f} actions/s",
+        f"< {SCHEDULER_TARGET_S:.0f} s",
+        "yes" if elapsed < SCHEDULER_TARGET_S else "no",
+        f"{jobs} RQ jobs; {scheduled:,} rows loaded in {load_s:.0f} s",
+    ]
+    return row, plan
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--emails", type=int, default=3000)
+    parser.add_argument("--scheduled", type=int, default=1_000_000)
+    parser.add_argument("--due", type=int, default=10_000)
+    parser.add_argument("--skip-scheduler", action="store_true")
+    args = parser.parse_args()
+
+    rows, plan = [], None
+    for kind in ["sqlite", "postgresql"] if args.db == "both" else [args.db]:
+        rows.append(bench_worker(kind, args.emails))
+    if not args.skip_scheduler:
+        row, plan = bench_scheduler(args.scheduled, args.due)
+        rows.append(row)
+    if plan:
+        print("claim query plan (PostgreSQL):\n" + plan + "\n")
+    print_table(
+        "Aftersale workers",
+        ["measure", "result", "also", "target", "met", "checked"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Read-only questions about actions: what an operator lists, what a later step needs to know."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from store.tables import actions, shops
+
+
+def earlier_steps(conn: Connection, action) -> list:
+    """The other actions one rule planned for the same event before this step, in step order.
+
+    Later steps use what earlier ones produced (a discount code), so they
+    need to know whether those have finished and what they returned.
+    """
+    if not action.step or action.event_id is None:
+        return []
+    return conn.execute(
+        select(
+            actions.c.id,
+            actions.c.step,
+            actions.c.action_type,
+            actions.c.status,
+            actions.c.due_at,
+            actions.c.result,
+        )
+        .where(
+            actions.c.event_id == action.event_id,
+            actions.c.rule == action.rule,
+            actions.c.shop_id == action.shop_id,
+            actions.c.step < action.step,
+        )
+        .order_by(actions.c.step)
+    ).all()
+
+
+def search(
+    conn: Connection,
+    *,
+    status: str | None = None,
+    shop: str | None = None,
+    order_ref: str | None = None,
+    rule: str | None = None,
+    limit: int = 50,
+):
+    """Actions newest first, with their shop's domain, filtered as ``aftersale actions list`` asks."""
+    stmt = select(actions, shops.c.domain.label("shop_domain")).join(
+        shops, shops.c.id == actions.c.shop_id
+    )
+    if status:
+        stmt = stmt.where(actions.c.status == status)
+    if shop:
+        stmt = stmt.where(shops.c.domain == shop)
+    if order_ref:
+        stmt = stmt.where(actions.c.order_ref == order_ref)
+    if rule:
+        stmt = stmt.where(actions.c.rule == rule)
+    return conn.execute(stmt.order_by(actions.c.id.desc()).limit(limit)).all()

@@ -1,0 +1,144 @@
+"""The action lifecycle on real Redis, RQ workers, SMTP and both databases: never twice, never lost."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import redis as redis_lib
+
+from store import actions as action_store
+from store.tables import actions, messages
+from tests.action_helpers import hand_off, plant, store_event
+from tests.helpers import count, rows
+from workers.queues import enqueue_actions
+from workers.scheduler import Scheduler
+
+EMAIL = ("email", {"template": "thank_you", "to": "customer"})
+
+
+def message_ids(smtp_server) -> Counter:
+    return Counter(m["Message-ID"] for m in smtp_server.handler.messages)
+
+
+def test_the_same_action_job_enqueued_twice_sends_one_message(runtime, work, smtp_server):
+    shop_id, event_id, event = store_event(runtime)
+    (action_id,) = plant(runtime, shop_id, event_id, event, [EMAIL])
+    hand_off(runtime, [action_id])
+    enqueue_actions(runtime, [action_id])  # a second job for the same action
+    work()
+    assert len(smtp_server.handler.messages) == 1
+    (action,) = rows(runtime.engine, actions)
+    assert (action.status, action.attempts) == ("sent", 1)
+    assert count(runtime.engine, messages) == 1
+
+
+def test_two_schedulers_at_once_hand_each_due_action_over_once(runtime, clock, work, smtp_server):
+    shop_id, event_id, event = store_event(runtime)
+    due = clock.now() + timedelta(hours=1)
+    ids = plant(runtime, shop_id, event_id, event, [EMAIL], due_at=due, count=300)
+    clock.advance(timedelta(hours=1, seconds=1))
+    schedulers = [Scheduler(runtime, batch=50), Scheduler(runtime, batch=50)]
+    reports, barrier = [], threading.Barrier(2)
+
+    def tick(scheduler):
+        barrier.wait()
+        reports.append(scheduler.tick(clock.now()))
+
+    threads = [threading.Thread(target=tick, args=(s,)) for s in schedulers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r.actions_enqueued for r in reports) == len(ids)
+    assert all(not r.errors for r in reports)
+    work()
+    sent = message_ids(smtp_server)
+    assert len(sent) == len(ids) and max(sent.values()) == 1
+    assert count(runtime.engine, actions, actions.c.status == "sent") == len(ids)
+
+
+def test_redis_flushed_while_1000_actions_wait_all_are_sent_when_due(
+    runtime, clock, work, smtp_server, scheduler
+):
+    shop_id, event_id, event = store_event(runtime)
+    now_ids = plant(runtime, shop_id, event_id, event, [EMAIL], count=500, rule="now")
+    later = clock.now() + timedelta(days=2)
+    later_ids = plant(
+        runtime, shop_id, event_id, event, [EMAIL], due_at=later, count=500, rule="later"
+    )
+    hand_off(runtime, now_ids)
+    redis_lib.Redis.from_url(runtime.config.redis_url).flushall()  # every queued job is gone
+
+    work()
+    assert smtp_server.handler.messages == []
+    clock.advance(timedelta(seconds=61))  # past the scheduler's lost-job threshold
+    assert scheduler.tick(clock.now()).lost_jobs_requeued == len(now_ids)
+    work()
+    assert len(message_ids(smtp_server)) == len(now_ids)
+
+    clock.set(later + timedelta(seconds=1))
+    assert scheduler.tick(clock.now()).actions_enqueued == len(later_ids)
+    work()
+    sent = message_ids(smtp_server)
+    assert len(sent) == 1000 and max(sent.values()) == 1
+    assert count(runtime.engine, actions, actions.c.status == "sent") == 1000
+
+
+def test_a_worker_lost_mid_run_is_run_again_after_its_lease(
+    runtime, clock, work, smtp_server, scheduler
+):
+    from workers.actions import LEASE
+
+    shop_id, event_id, event = store_event(runtime)
+    (action_id,) = plant(runtime, shop_id, event_id, event, [EMAIL])
+    with runtime.engine.begin() as conn:  # a worker claims it, then dies before sending
+        assert action_store.start(conn, action_id, clock.now(), LEASE) is not None
+
+    clock.advance(LEASE - timedelta(seconds=1))
+    assert scheduler.tick(clock.now()).released == 0
+    clock.advance(timedelta(seconds=2))
+    report = scheduler.tick(clock.now())
+    assert report.released == 1 and report.actions_enqueued == 1
+    work()
+
+    assert len(smtp_server.handler.messages) == 1
+    (action,) = rows(runtime.engine, actions)
+    assert (action.status, action.attempts) == ("sent", 2)
+    attempts = rows(runtime.engine, messages)
+    assert [(m.attempt, m.status) for m in attempts] == [(1, "lost"), (2, "sent")]
+
+
+def test_a_lease_expiring_on_the_last_attempt_makes_a_dead_letter(runtime, clock, scheduler):
+    from workers.actions import LEASE
+
+    shop_id, event_id, event = store_event(runtime)
+    (action_id,) = plant(runtime, shop_id, event_id, event, [EMAIL])
+    with runtime.engine.begin() as conn:
+        conn.execute(actions.update().values(max_attempts=1))
+        action_store.start(conn, action_id, clock.now(), LEASE)
+    clock.advance(LEASE + timedelta(seconds=1))
+    scheduler.tick(clock.now())
+    (action,) = rows(runtime.engine, actions)
+    assert action.status == "dead" and "attempts used up" in action.last_error
+
+
+def test_a_cancelled_action_is_not_sent_even_if_its_job_runs(runtime, work, smtp_server):
+    shop_id, event_id, event = store_event(runtime)
+    (action_id,) = plant(runtime, shop_id, event_id, event, [EMAIL])
+    hand_off(runtime, [action_id])
+    with runtime.engine.begin() as conn:
+        assert action_store.cancel(conn, action_id, runtime.clock.now(), "operator")
+    work()
+    assert smtp_server.handler.messages == []
+    (action,) = rows(runtime.engine, actions)
+    assert (action.status, action.skip_reason) == ("skipped", "cancelled")
+
+
+def test_every_step_type_rules_accept_has_an_executor():
+    from rules.schema import STEP_TYPES
+    from workers.executors import EXECUTORS
+
+    assert set(STEP_TYPES) == set(EXECUTORS)
+    assert set(action_store.MAX_ATTEMPTS_BY_STEP) == set(EXECUTORS)

@@ -1,0 +1,152 @@
+"""Steps that act on the store itself through its connector: tag the order or the customer,
+add an order note, create a single-use discount code.
+
+Executors only use the connector interface (``connectors/base.py``), so the
+same step works on every platform that implements the call; a platform that
+cannot (WooCommerce has no customer tags) fails the action with that reason.
+A discount code is derived from the action id with SECRET_KEY, so a retry
+after a crash asks for the same code and the platform call stays idempotent;
+the code is kept on the action and later steps of the rule use it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from functools import partial
+
+from aftersale.events import iso
+from connectors import get_connector
+from rules.durations import parse_duration
+from store import shops as shop_store
+from workers.channels.base import SendResult
+from workers.executors.base import ActionContext, Executor, Prepared, render_inline
+from workers.policy import Skip
+
+
+class PlatformExecutor(Executor):
+    """Prepare builds the call (checked, credentials decrypted); send makes it."""
+
+    def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
+        connector = get_connector(ctx.shop.platform)
+        if connector is None:
+            raise Skip("unsupported", f"no connector for platform {ctx.shop.platform!r}")
+        access = shop_store.access(ctx.shop, runtime.config)
+        return self.call(runtime, ctx, connector, access)
+
+    def call(self, runtime, ctx: ActionContext, connector, access) -> Prepared:
+        raise NotImplementedError
+
+    def send(self, runtime, prepared: Prepared) -> SendResult:
+        data = prepared.payload() or {}
+        return SendResult(provider_id=str(data.get("id")) if data.get("id") else None, data=data)
+
+
+class TagOrderExecutor(PlatformExecutor):
+    step = "tag_order"
+
+    def call(self, runtime, ctx, connector, access) -> Prepared:
+        order_ref = _order_ref(ctx)
+        tags = list(ctx.action.params["tags"])
+        return Prepared(
+            self.step,
+            f"order {order_ref}",
+            f"tags: {', '.join(tags)}",
+            partial(connector.tag_order, access, order_ref, tags),
+        )
+
+
+class TagCustomerExecutor(PlatformExecutor):
+    step = "tag_customer"
+
+    def call(self, runtime, ctx, connector, access) -> Prepared:
+        ref = ctx.action.customer_ref or ctx.event.customer_ref
+        if not ref or ref.startswith("guest:"):
+            raise Skip("no_customer", "the order has no customer account to tag")
+        tags = list(ctx.action.params["tags"])
+        return Prepared(
+            self.step,
+            f"customer {ref}",
+            f"tags: {', '.join(tags)}",
+            partial(connector.tag_customer, access, ref, tags),
+        )
+
+
+class NoteOrderExecutor(PlatformExecutor):
+    step = "note_order"
+
+    def call(self, runtime, ctx, connector, access) -> Prepared:
+        order_ref = _order_ref(ctx)
+        note = render_inline(runtime, ctx.action.params["note"], ctx.template_context, "note")
+        note = note.strip()
+        return Prepared(
+            self.step,
+            f"order {order_ref}",
+            note[:200],
+            partial(connector.add_order_note, access, order_ref, note),
+        )
+
+
+class DiscountCodeExecutor(PlatformExecutor):
+    step = "discount_code"
+    provides_result = True
+
+    def call(self, runtime, ctx, connector, access) -> Prepared:
+        params = ctx.action.params
+        now = runtime.clock.now()
+        code = discount_code(runtime.config.secret_key, ctx.action, params.get("prefix"))
+        expires = now + parse_duration(params["expires_in"]) if params.get("expires_in") else None
+        spec = {
+            "code": code,
+            "kind": params.get("type", "percentage"),
+            "value": str(params["value"]),
+            "currency": (ctx.template_context.get("order") or {}).get("currency"),
+            "title": params.get("title"),
+            "starts_at": iso(now),
+            "expires_at": iso(expires) if expires else None,
+            "customer_id": ctx.action.customer_ref or ctx.event.customer_ref,
+            "customer_email": (ctx.customer or {}).get("email"),
+        }
+        return Prepared(
+            self.step,
+            spec["customer_email"],
+            f"discount code {code}",
+            partial(_create, connector, access, spec),
+        )
+
+
+def _create(connector, access, spec: dict) -> dict:
+    created = connector.create_discount_code(access, spec)
+    return {
+        "id": created.get("id"),
+        "code": created.get("code") or spec["code"],
+        "kind": spec["kind"],
+        "value": spec["value"],
+        "currency": spec["currency"],
+        "expires_at": spec["expires_at"],
+    }
+
+
+def discount_code(secret_key: str, action, prefix: str | None) -> str:
+    """``THANKS-7KQ2M9XD``: the same for every attempt of one action, unguessable without the key."""
+    digest = hmac.new(
+        secret_key.encode(), f"discount|{action.shop_id}|{action.id}".encode(), hashlib.sha256
+    ).digest()
+    suffix = base64.b32encode(digest).decode("ascii").rstrip("=")[:10]
+    return f"{prefix}-{suffix}" if prefix else suffix
+
+
+def _order_ref(ctx: ActionContext) -> str:
+    ref = ctx.action.order_ref or ctx.event.order_ref
+    if not ref:
+        raise Skip("no_order", "the event is not about an order")
+    return ref
+
+
+__all__ = [
+    "DiscountCodeExecutor",
+    "NoteOrderExecutor",
+    "TagCustomerExecutor",
+    "TagOrderExecutor",
+]

@@ -1,0 +1,74 @@
+"""The ``sms`` step: a short text to the customer's phone, through Twilio.
+
+SMS goes only to customers who gave SMS consent, whatever the rule's
+category: texting someone who never agreed to texts is not a transactional
+courtesy. Numbers are validated and normalized to E.164 with phonenumbers,
+read in the country of the order's address when written without ``+``; an
+unusable number fails the action with the reason.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+
+from aftersale.errors import PermanentError
+from workers.channels.twilio_sms import SMSMessage
+from workers.executors.base import ActionContext, Executor, Prepared, render_inline
+from workers.policy import Skip, check_recipient
+from workers.render import TemplateProblem
+
+#: one SMS segment is 160 GSM characters; beyond a few segments a text is a letter
+MAX_LENGTH = 640
+
+
+class SMSExecutor(Executor):
+    step = "sms"
+
+    def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
+        number = recipient_number(ctx)
+        check_recipient(conn, ctx.action, "sms", number, ctx.customer)
+        if ctx.customer.get("accepts_sms_marketing") is not True:
+            raise Skip("no_consent", "SMS needs the customer's SMS consent")
+        text = render_inline(runtime, ctx.action.params["text"], ctx.template_context, "sms text")
+        text = text.strip()
+        if not text:
+            raise TemplateProblem("the SMS text rendered empty")
+        if len(text) > MAX_LENGTH:
+            raise TemplateProblem(f"the SMS text is {len(text)} characters (at most {MAX_LENGTH})")
+        return Prepared("sms", number, None, SMSMessage(number, text))
+
+    def send(self, runtime, prepared: Prepared):
+        return runtime.sms.send([prepared.payload])[0]
+
+
+def recipient_number(ctx: ActionContext) -> str:
+    """The number to text in E.164; Skip when there is none, PermanentError when it is unusable."""
+    target = ctx.action.params.get("to", "customer")
+    tc = ctx.template_context
+    order = tc.get("order") or {}
+    if target == "customer":
+        raw = (tc.get("customer") or {}).get("phone") or order.get("phone")
+        raw = raw or (order.get("shipping_address") or {}).get("phone")
+    else:
+        raw = target
+    if not raw:
+        raise Skip("no_recipient", "the customer has no phone number in this event")
+    return e164(raw, _region(order))
+
+
+def e164(raw: str, region: str | None = None) -> str:
+    try:
+        number = phonenumbers.parse(str(raw), region)
+    except phonenumbers.NumberParseException as exc:
+        raise PermanentError(f"invalid phone number: {exc}") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise PermanentError("invalid phone number (not a number in use in its country)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _region(order: dict) -> str | None:
+    for key in ("shipping_address", "billing_address"):
+        code = (order.get(key) or {}).get("country_code")
+        if code:
+            return str(code).upper()
+    return None
