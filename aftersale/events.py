@@ -45,9 +45,18 @@ RETURN_KINDS = (
 CUSTOMER_KINDS = ("customer.created", "customer.updated", "customer.consent_updated")
 PRIVACY_KINDS = ("customer.redact", "customer.data_request", "shop.redact", "app.uninstalled")
 PRODUCT_KINDS = ("product.created", "product.updated", "product.deleted")
+#: what customers do with the signed links in messages (webhooks/links.py); rules may
+#: cancel on them (a review reminder is cancelled by a click on the invite's review link)
+LINK_KINDS = ("link.review_clicked", "link.help_clicked", "link.unsubscribed")
 
 EVENT_KINDS: frozenset[str] = frozenset(
-    ORDER_KINDS + SHIPMENT_KINDS + RETURN_KINDS + CUSTOMER_KINDS + PRIVACY_KINDS + PRODUCT_KINDS
+    ORDER_KINDS
+    + SHIPMENT_KINDS
+    + RETURN_KINDS
+    + CUSTOMER_KINDS
+    + PRIVACY_KINDS
+    + PRODUCT_KINDS
+    + LINK_KINDS
 )
 SUBJECTS = ("order", "customer", "fulfillment", "refund", "return", "product")
 
@@ -136,6 +145,23 @@ class Event:
         ctx["event"] = {"kind": self.kind, "occurred_at": iso(self.occurred_at), "key": self.key}
         ctx["shop"] = {"domain": self.shop}
         return ctx
+
+
+def subjects_of(kind: str) -> tuple[str, ...]:
+    """The subjects an event of ``kind`` carries, so templates can be checked per kind."""
+    if kind == "order.refunded":
+        return ("order", "customer", "refund")
+    if kind in SHIPMENT_KINDS:
+        return ("order", "customer", "fulfillment")
+    if kind in RETURN_KINDS:
+        return ("order", "customer", "return")
+    if kind in LINK_KINDS:
+        return ("order", "customer", "product")
+    if kind in ORDER_KINDS:
+        return ("order", "customer")
+    if kind in PRODUCT_KINDS:
+        return ("product",)
+    return ("customer",)
 
 
 def _ref(subject: dict | None) -> str | None:
@@ -292,7 +318,9 @@ FIELDS: dict[str, dict] = {
         **dict.fromkeys(("id", "status", "name")),
         "line_items": dict.fromkeys(("id", "quantity", "reason", "note")),
     },
-    "product": dict.fromkeys(("id", "title", "handle", "product_type", "vendor", "tags", "status")),
+    "product": dict.fromkeys(
+        ("id", "sku", "title", "handle", "product_type", "vendor", "tags", "status")
+    ),
     "event": dict.fromkeys(("kind", "occurred_at", "key")),
     "shop": dict.fromkeys(("domain", "name")),
 }

@@ -74,10 +74,10 @@ class Runtime:
         return self.rules
 
     def load_rules(self):
-        from rules import load_rules
-        from rules.loader import template_names_in
+        """Rules, and every template they use rendered against sample events (load-time errors)."""
+        from workers.template_check import load_rules_checked
 
-        return load_rules(self.config.rules_dir, templates=template_names_in(self.template_dirs))
+        return load_rules_checked(self.config.rules_dir, self.template_dirs)
 
     def reload_rules(self):
         """Load the rules folder again; on error keep the rules in force and re-raise."""
@@ -91,6 +91,13 @@ class Runtime:
         from workers.render import Renderer
 
         return Renderer(self.template_dirs)
+
+    @cached_property
+    def link_signer(self):
+        """Signs and checks the review, help and unsubscribe links in messages."""
+        from aftersale.links import LinkSigner
+
+        return LinkSigner(self.config.secret_keys, self.config.public_url, self.clock)
 
     @cached_property
     def mailer(self):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from aftersale.storefront import Storefront
 from rules.conditions import Condition
 
 ONCE_PER = ("event", "order", "fulfillment", "customer")
@@ -48,6 +49,8 @@ class Settings:
     default_locale: str = "en"
     timezone: str = "UTC"
     shop_name: str | None = None
+    #: links and product facts for messages
+    storefront: Storefront = field(default_factory=Storefront)
     extra: dict = field(default_factory=dict)
 
 

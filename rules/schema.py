@@ -16,6 +16,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
 
 from aftersale.events import EVENT_KINDS
+from aftersale.storefront import StorefrontSchema
 from rules.durations import parse_duration
 from rules.errors import suggest
 from rules.model import CATEGORIES, ONCE_PER
@@ -216,6 +217,7 @@ class SettingsSchema(StrictSchema):
     )
     timezone = TimeZone(load_default="UTC")
     shop_name = fields.String(load_default=None)
+    storefront = fields.Nested(StorefrontSchema, load_default=lambda: StorefrontSchema().load({}))
 
 
 def _fail(message: str):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from store.sql import insert_ignore
-from store.tables import messages, suppressions
+from store.tables import link_clicks, messages, suppressions
 
 
 def record_attempt(
@@ -78,16 +78,38 @@ def suppression(
 
 
 def suppress(
-    conn: Connection, shop_id: int, channel: str, address: str, reason: str, source: str, now
-) -> None:
-    """Stop messages to an address (kept if it is already suppressed for another reason)."""
-    conn.execute(
-        insert_ignore(conn, suppressions).values(
+    conn: Connection,
+    shop_id: int,
+    channel: str,
+    address: str,
+    reason: str,
+    source: str | None,
+    now: datetime,
+) -> bool:
+    """Stop messages to an address (all marketing, or everything for bounces); True if new.
+
+    An address suppressed already keeps its first reason: a complaint stays a
+    complaint when the same person also clicks unsubscribe.
+    """
+    row = conn.execute(
+        insert_ignore(conn, suppressions)
+        .values(
             shop_id=shop_id,
             channel=channel,
             address=address.strip().lower(),
             reason=reason,
-            source=source[:64],
+            source=source[:64] if source else None,
             created_at=now,
+        )
+        .returning(suppressions.c.id)
+    ).first()
+    return row is not None
+
+
+def record_click(conn: Connection, *, shop_id: int, action_id: int | None, kind: str, now) -> None:
+    """One row per click on a signed link (review, help, unsubscribe), for reports."""
+    conn.execute(
+        link_clicks.insert().values(
+            shop_id=shop_id, action_id=action_id or None, kind=kind, created_at=now
         )
     )

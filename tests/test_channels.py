@@ -235,7 +235,7 @@ def test_postmark_gets_the_composed_mail(http_runtime, httpserver):
     ((headers, body),) = seen
     assert headers["X-Postmark-Server-Token"] == "pm-token"
     assert body["To"] == ORDER["email"] and body["MessageStream"] == "post-purchase"
-    assert body["Subject"] == f"Thank you for your order {ORDER['name']}"
+    assert body["Subject"] == f"Hvala na porudžbini {ORDER['name']}"  # the customer writes sr
     assert ORDER["line_items"][0]["title"] in body["TextBody"]
     assert ORDER["line_items"][0]["title"] in body["HtmlBody"]
     assert body["ReplyTo"] == "help@example.com"

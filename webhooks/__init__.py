@@ -1,4 +1,4 @@
-"""The web app: webhook receivers, health checks (and later link endpoints).
+"""The web app: webhook receivers, health checks, and the signed links in messages.
 
 ``create_app(config)`` builds the app; nothing is opened at import time, and
 each process opens its database pool, Redis client and writer thread lazily.
@@ -26,6 +26,7 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
         JSON_SORT_KEYS=False,
     )
     from webhooks.health import bp as health_bp
+    from webhooks.links import bp as links_bp
     from webhooks.receiver import ReceiverState
     from webhooks.receiver import bp as receiver_bp
 
@@ -33,6 +34,7 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     app.extensions["aftersale.receiver"] = ReceiverState(runtime)
     app.register_blueprint(receiver_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(links_bp)
     return app
 
 

@@ -50,9 +50,9 @@ def cli():
 
 def build() -> click.Group:
     """The ``aftersale`` group with every command module registered (idempotent)."""
-    from aftersale.cli import actions, db, rules, run, testing
+    from aftersale.cli import actions, db, links, rules, run, templates, testing
 
-    for module in (run, db, rules, testing, actions):
+    for module in (run, db, rules, templates, links, testing, actions):
         module.register(cli)
     return cli
 

@@ -24,14 +24,14 @@ def check(ctx, folder):
     from rich.table import Table
 
     from aftersale.runtime import Runtime
-    from rules import RulesInvalid, load_rules
-    from rules.loader import template_names_in
+    from rules import RulesInvalid
+    from workers.template_check import load_rules_checked
 
     folder = folder or ctx.config.rules_dir
     runtime = Runtime(ctx.config.replace(rules_dir=folder))
     console = Console(width=None if sys.stdout.isatty() else 200)
     try:
-        ruleset = load_rules(folder, templates=template_names_in(runtime.template_dirs))
+        ruleset = load_rules_checked(folder, runtime.template_dirs)
     except RulesInvalid as exc:
         for error in exc.errors:
             click.echo(str(error), err=True)

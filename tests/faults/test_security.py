@@ -49,24 +49,45 @@ def test_a_replayed_delivery_is_a_no_op(client, work, runtime, smtp_server):
     assert len(smtp_server.handler.messages) == 1
 
 
+def _evil_rules(tmp_path, subject: str, body: str):
+    rules = tmp_path / "evil-rules"
+    (rules / "templates" / "evil").mkdir(parents=True, exist_ok=True)
+    (rules / "templates" / "evil" / "subject.txt").write_text(subject)
+    (rules / "templates" / "evil" / "body.txt").write_text(body)
+    (rules / "evil.yaml").write_text(
+        "- name: evil\n  on: order.created\n  category: transactional\n  do: [{email: evil}]\n"
+    )
+    return rules
+
+
+EVIL_SUBJECT = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+EVIL_BODY = "{{ order.__init__.__globals__ }}"
+
+
+def test_templates_reaching_python_internals_are_refused_when_rules_load(tmp_path, config):
+    from aftersale.runtime import Runtime
+    from rules import RulesInvalid
+
+    runtime = Runtime(config.replace(rules_dir=_evil_rules(tmp_path, EVIL_SUBJECT, EVIL_BODY)))
+    with pytest.raises(RulesInvalid) as caught:
+        runtime.load_rules()
+    assert "unsafe" in str(caught.value) or "access to attribute" in str(caught.value)
+    assert "rule 'evil'" in str(caught.value)
+
+
 def test_templates_cannot_reach_python_internals(tmp_path, config, clock, smtp_server):
+    """A template changed on disk after the rules were checked still runs in the sandbox."""
     from aftersale.runtime import Runtime, install
     from webhooks import create_app
     from workers.runner import make_worker
     from workers.scheduler import Scheduler
 
-    rules = tmp_path / "evil-rules"
-    (rules / "templates" / "evil").mkdir(parents=True)
-    (rules / "templates" / "evil" / "subject.txt").write_text(
-        "{{ ''.__class__.__mro__[1].__subclasses__() }}"
-    )
-    (rules / "templates" / "evil" / "body.txt").write_text("{{ order.__init__.__globals__ }}")
-    (rules / "evil.yaml").write_text(
-        "- name: evil\n  on: order.created\n  category: transactional\n  do: [{email: evil}]\n"
-    )
+    rules = _evil_rules(tmp_path, "Hello", "Hello {{ order.name }}")
     runtime = Runtime(config.replace(rules_dir=rules), clock)
     install(runtime)
     try:
+        runtime.load_rules_or_fail()
+        _evil_rules(tmp_path, EVIL_SUBJECT, EVIL_BODY)
         app = create_app(runtime=runtime)
         post_shopify(
             app.test_client(),

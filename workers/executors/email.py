@@ -6,8 +6,9 @@ from email.utils import parseaddr
 
 from workers.compose import compose_email
 from workers.executors.base import ActionContext, Executor, Prepared
+from workers.message_links import MessageLinks
 from workers.policy import Skip, check_recipient
-from workers.render import locale_candidates
+from workers.render import message_locales
 
 
 class EmailExecutor(Executor):
@@ -16,13 +17,13 @@ class EmailExecutor(Executor):
     def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
         recipient = _recipient(ctx)
         check_recipient(conn, ctx.action, "email", recipient, ctx.customer)
-        settings = runtime.rules.settings
         tc = ctx.template_context
-        locale = (tc.get("customer") or {}).get("locale") or (tc.get("order") or {}).get("locale")
-        rendered = runtime.renderer.render(
-            ctx.action.params["template"], tc, locale_candidates(locale, settings.default_locale)
+        locales = message_locales(tc, runtime.rules.settings.default_locale)
+        links = MessageLinks.for_action(runtime, ctx.shop, ctx.action, tc.get("order"), None)
+        rendered = runtime.renderer.render(ctx.action.params["template"], tc, locales, links)
+        message = compose_email(
+            runtime, ctx, rendered, recipient, links.with_locale(rendered.locale)
         )
-        message = compose_email(runtime, ctx, rendered, recipient)
         _shop_sender(message, ctx)
         return Prepared("email", recipient, rendered.subject, message, message["Message-ID"])
 

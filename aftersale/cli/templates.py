@@ -1,0 +1,135 @@
+"""``aftersale templates``: list message templates and preview one against a real payload."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from aftersale.cli import pass_context
+
+
+@click.group("templates")
+def templates_group():
+    """List and preview message templates."""
+
+
+@templates_group.command("list")
+@pass_context
+def list_templates(ctx):
+    """Every template on the search path, with its languages."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from rules.loader import template_names_in
+    from workers.render import BASE_LOCALE, Renderer
+
+    dirs = ctx.runtime.template_dirs
+    renderer = Renderer(dirs)
+    table = Table(title="templates (" + ", ".join(str(d) for d in dirs) + ")")
+    table.add_column("template")
+    table.add_column("languages")
+    for name in sorted(template_names_in(dirs)):
+        table.add_row(name, ", ".join([BASE_LOCALE, *renderer.locales(name)]))
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+
+
+@templates_group.command("preview")
+@click.argument("name")
+@click.option(
+    "--event",
+    "event_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a webhook payload (topic from the file name, e.g. orders__create.json) "
+    "or a canonical event JSON",
+)
+@click.option("--locale", default=None, help="language to render in (default: the customer's)")
+@click.option("--topic", default=None, help="the payload's topic, when the file name does not say")
+@click.option("--platform", default=None, help="shopify (default) or another connector's name")
+@click.option(
+    "--order",
+    "order_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="an orders/create payload to play the stored order (for fulfillment and refund payloads)",
+)
+@click.option("--kind", default=None, help="which event, when the payload makes several")
+@click.option(
+    "--category",
+    type=click.Choice(["transactional", "marketing"]),
+    default="transactional",
+    show_default=True,
+    help="marketing adds the unsubscribe footer and headers",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="folder for the .html file (default: INSTANCE_PATH/previews)",
+)
+@pass_context
+def preview(ctx, name, event_file, locale, topic, platform, order_file, kind, category, out):
+    """Render template NAME for the event in FILE: subject, text, and an .html file to open."""
+    from rich.console import Console
+
+    from workers.compose import inline_css
+    from workers.message_links import MessageLinks
+    from workers.previews import PreviewError, events_from_file, template_context
+    from workers.render import Renderer, TemplateProblem, message_locales
+
+    runtime = ctx.runtime
+    settings = _settings(runtime)
+    try:
+        events = events_from_file(event_file, platform=platform, topic=topic, order_file=order_file)
+    except PreviewError as exc:
+        raise click.ClickException(str(exc)) from exc
+    event = _pick(events, kind)
+    context = template_context(event, settings.shop_name or event.shop)
+    locales = [locale] if locale else message_locales(context, settings.default_locale)
+    links = MessageLinks.sample(
+        runtime.link_signer,
+        settings.storefront,
+        platform=(event.source or {}).get("platform") or "shopify",
+        domain=event.shop,
+        category=category,
+        reply_to=settings.reply_to,
+    )
+    try:
+        rendered = Renderer(runtime.template_dirs).render(name, context, locales, links)
+    except TemplateProblem as exc:
+        raise click.ClickException(str(exc)) from exc
+    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    console.print(f"[bold]{name}[/bold] for {event.kind} in [bold]{rendered.locale}[/bold]")
+    console.print(f"Subject: {rendered.subject}\n")
+    console.print(rendered.text, markup=False)
+    if rendered.html:
+        folder = out or Path(runtime.config.instance_path) / "previews"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.{rendered.locale}.html"
+        path.write_text(inline_css(rendered.html))
+        console.print(f"HTML: {path}")
+
+
+def _settings(runtime):
+    from rules import RulesInvalid
+
+    try:
+        return runtime.rules.settings
+    except RulesInvalid as exc:
+        message = f"rules in {runtime.config.rules_dir} do not load:\n{exc}"
+        raise click.ClickException(message) from exc
+
+
+def _pick(events, kind):
+    if kind is None:
+        return events[0]
+    for event in events:
+        if event.kind == kind:
+            return event
+    found = ", ".join(e.kind for e in events)
+    raise click.ClickException(f"no {kind} event in this payload (it makes: {found})")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(templates_group)

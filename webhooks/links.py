@@ -1,0 +1,218 @@
+"""The signed links in messages: ``/r/`` review, ``/h/`` help, ``/u/`` unsubscribe.
+
+A review or help click is recorded (``link_clicks``) and becomes a canonical
+event (``link.review_clicked``, ``link.help_clicked``) about the mail's
+order, stored and run through the rules like any other: a pending reminder
+whose rule says ``cancel_on: [link.review_clicked]`` is cancelled, so "remind
+once, if no click" stays a declarative rule. Then the browser goes to the
+product's review page, or to the shop's support with the order filled in.
+
+Unsubscribe follows RFC 8058: GET only shows a confirmation page (mail
+scanners follow links; they must not unsubscribe anyone), POST unsubscribes
+at once, whether it comes from the page's button or from a mail client's
+one-click ``List-Unsubscribe=One-Click``. The address is suppressed for every
+later marketing message of the shop; transactional mail still goes out.
+
+A tampered, revoked or expired token gets a 400 page saying so, in the
+customer's language when the token names it.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, request
+
+from aftersale import logs
+from aftersale.events import Event
+from aftersale.links import LinkClaims, LinkInvalid, key_version
+from store import actions as action_store
+from store import events as event_store
+from store import messages as message_store
+from store import shops as shop_store
+from webhooks.link_pages import page, page_locale
+
+bp = Blueprint("links", __name__)
+log = logs.get_logger("webhooks.links")
+
+
+class Refused(Exception):
+    """A link that cannot be honoured; answered with a 400 page in ``locale``."""
+
+    def __init__(self, page_name: str, locale: str):
+        super().__init__(page_name)
+        self.page_name = page_name
+        self.locale = locale
+
+
+@bp.errorhandler(Refused)
+def refused(exc: Refused):
+    return page(exc.page_name, exc.locale), 400
+
+
+@bp.get("/r/<token>")
+def review(token: str):
+    return _click("review", token)
+
+
+@bp.get("/h/<token>")
+def help_(token: str):
+    return _click("help", token)
+
+
+@bp.get("/u/<token>")
+def unsubscribe_page(token: str):
+    claims, shop = _verified("unsubscribe", token)
+    address = _recipient(claims)
+    if address is None:
+        return page("unknown_address", claims.locale, shop=_shop_name(shop)), 400
+    return page(
+        "confirm",
+        claims.locale,
+        shop=_shop_name(shop),
+        email=logs.mask_email(address),
+        action=request.path,
+    )
+
+
+@bp.post("/u/<token>")
+def unsubscribe(token: str):
+    """RFC 8058 one-click: no cookie, no second step; the signed token is the authority."""
+    claims, shop = _verified("unsubscribe", token)
+    address = _recipient(claims)
+    if address is None:
+        return page("unknown_address", claims.locale, shop=_shop_name(shop)), 400
+    runtime = current_app.extensions["aftersale"]
+    now = runtime.clock.now()
+    with runtime.engine.begin() as conn:
+        new = message_store.suppress(
+            conn,
+            shop_id=shop.id,
+            channel="email",
+            address=address,
+            reason="unsubscribed",
+            source=f"link:action-{claims.action_id}",
+            now=now,
+        )
+        message_store.record_click(
+            conn, shop_id=shop.id, action_id=claims.action_id, kind="unsubscribe", now=now
+        )
+        queued = _record_event(conn, runtime, shop, claims, "link.unsubscribed", now)
+    _hand_off(runtime, queued)
+    log.info(
+        "link.unsubscribed",
+        shop=shop.domain,
+        action_id=claims.action_id,
+        to=logs.mask_email(address),
+        new=new,
+    )
+    return page("done", claims.locale, shop=_shop_name(shop), email=logs.mask_email(address))
+
+
+def _click(kind: str, token: str):
+    claims, shop = _verified(kind, token)
+    runtime = current_app.extensions["aftersale"]
+    now = runtime.clock.now()
+    with runtime.engine.begin() as conn:
+        message_store.record_click(
+            conn, shop_id=shop.id, action_id=claims.action_id, kind=kind, now=now
+        )
+        queued = _record_event(conn, runtime, shop, claims, f"link.{kind}_clicked", now)
+    _hand_off(runtime, queued)
+    log.info(f"link.{kind}_clicked", shop=shop.domain, action_id=claims.action_id)
+    return redirect(_target(runtime, shop, claims), code=302)
+
+
+def _target(runtime, shop, claims: LinkClaims) -> str:
+    settings = runtime.rules.settings
+    site = settings.storefront.for_shop(shop.platform, shop.domain, settings.reply_to)
+    if claims.kind == "review":
+        item = {"product_id": claims.product_id, "sku": claims.sku, "handle": claims.handle}
+        return site.review_url(item)
+    order = {"id": claims.order_ref, "name": claims.order_name}
+    wants_email = "{email}" in (site.patterns.get("help_url") or "")
+    email = _recipient(claims) if wants_email else None
+    return site.help_url(order, email=email, locale=claims.locale or "")
+
+
+def _verified(kind: str, token: str):
+    """(claims, shop row) of a valid token; raises Refused (a 400 page) for any other."""
+    runtime = current_app.extensions["aftersale"]
+    signer = runtime.link_signer
+    locale = page_locale(_unverified_locale(signer, kind, token), request.accept_languages)
+    try:
+        shop_id = signer.shop_of(kind, token)
+        with runtime.engine.connect() as conn:
+            shop = shop_store.get_shop(conn, shop_id)
+        if shop is None:
+            raise LinkInvalid("no such shop")
+        claims = signer.verify(kind, token, key_version(shop))
+    except LinkInvalid as exc:
+        log.info("link.refused", kind=kind, reason=str(exc))
+        raise Refused("expired" if exc.expired else "invalid", locale) from exc
+    return claims, shop
+
+
+def _unverified_locale(signer, kind: str, token: str) -> str | None:
+    """The language the token asks for, for an error page only: nothing else is trusted."""
+    try:
+        payload = signer.unverified_payload(kind, token)
+    except LinkInvalid:
+        return None
+    locale = payload.get("l") if isinstance(payload, dict) else None
+    return locale if isinstance(locale, str) else None
+
+
+def _recipient(claims: LinkClaims) -> str | None:
+    """The address the mail was sent to, from its action (tokens carry no addresses)."""
+    if not claims.action_id:
+        return None
+    runtime = current_app.extensions["aftersale"]
+    with runtime.engine.connect() as conn:
+        action = action_store.get(conn, claims.action_id)
+    if action is None or action.shop_id != claims.shop_id or not action.recipient:
+        return None
+    return action.recipient
+
+
+def _record_event(conn, runtime, shop, claims: LinkClaims, kind: str, now) -> list[int]:
+    """Store the click as an event about the mail's order and run the rules on it.
+
+    One event per action and kind (the event key), so a second click changes
+    nothing; pending actions of the order whose rule cancels on it are skipped.
+    """
+    from workers.processing import _handle_event
+
+    action = action_store.get(conn, claims.action_id) if claims.action_id else None
+    if action is None or action.shop_id != shop.id:
+        return []
+    order, customer = _subjects_of(conn, action)
+    product = {"id": claims.product_id, "sku": claims.sku} if claims.product_id else None
+    event = Event(
+        kind=kind,
+        shop=shop.domain,
+        key=f"action:{action.id}",
+        occurred_at=now,
+        order=order or ({"id": claims.order_ref} if claims.order_ref else None),
+        customer=customer,
+        product={k: v for k, v in (product or {}).items() if v} or None,
+        source={"platform": "aftersale", "topic": kind, "action_id": action.id},
+    )
+    return _handle_event(conn, runtime.rules, shop, None, event, now)
+
+
+def _subjects_of(conn, action) -> tuple[dict | None, dict | None]:
+    stored = event_store.get_event(conn, action.event_id) if action.event_id else None
+    if stored is None:
+        return None, None
+    payload = stored.payload or {}
+    return payload.get("order"), payload.get("customer")
+
+
+def _hand_off(runtime, queued: list[int]) -> None:
+    from workers.processing import hand_off_actions
+
+    hand_off_actions(runtime, queued)
+
+
+def _shop_name(shop) -> str:
+    settings = current_app.extensions["aftersale"].rules.settings
+    return shop.name or settings.shop_name or shop.domain
