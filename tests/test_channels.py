@@ -9,7 +9,7 @@ import hmac
 import json
 import socket
 import ssl
-from email.message import EmailMessage
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 import pytest
@@ -28,6 +28,7 @@ from tests.action_helpers import hand_off, plant, store_event
 from tests.conftest import free_port
 from tests.helpers import load_fixture, rows
 from workers.channels.smtp import SMTPChannel
+from workers.mail import OutgoingEmail
 from workers.runner import make_worker
 
 ORDER = load_fixture("shopify", "orders__create")
@@ -117,15 +118,16 @@ def smtp_tls(tmp_path):
     implicit.stop()
 
 
-def mail(to: str, n: int = 1) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = "Shop <shop@example.com>"
-    message["To"] = to
-    message["Subject"] = f"Hello {n}"
-    message["Message-ID"] = f"<test-{n}@example.com>"
-    message.set_content("text")
-    message.add_alternative("<p>html</p>", subtype="html")
-    return message
+def mail(to: str, n: int = 1) -> OutgoingEmail:
+    return OutgoingEmail(
+        sender="Shop <shop@example.com>",
+        to=to,
+        subject=f"Hello {n}",
+        text="text",
+        html="<p>html</p>",
+        message_id=f"<test-{n}@example.com>",
+        date=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+    )
 
 
 def test_smtp_starttls_and_auth_reuse_one_connection(smtp_tls):
@@ -415,3 +417,37 @@ def test_a_webhook_url_token_stays_out_of_errors(http_runtime):
         == f"webhook: cannot connect to 127.0.0.1:{port}: [Errno 111] Connection refused"
     )
     assert "sekr1t" not in rows(rt.engine, messages)[0].error
+
+
+def test_outgoing_email_encodes_names_subjects_and_keeps_long_links_whole():
+    from email import message_from_bytes, policy
+
+    url = "https://shop.example.com/u/" + "x" * 300
+    message = OutgoingEmail(
+        sender="Prodavnica Čarapa <shop@example.com>",
+        to="Ana Petrović <ana@exämple.com>",
+        subject="Хвала на поруџбини #1042",
+        text="Zdravo Ana,\nhvala.",
+        html="<p>Zdravo <b>Ana</b></p>",
+        message_id="<action-1.1@example.com>",
+        date=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+        reply_to="help@example.com",
+        headers={
+            "List-Unsubscribe": f"<{url}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        },
+    )
+    raw = message.as_bytes()
+    assert raw.isascii() and b"\r\n" in raw
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert str(parsed["Subject"]) == "Хвала на поруџбини #1042"
+    assert parsed["From"].addresses[0].display_name == "Prodavnica Čarapa"
+    assert parsed["To"].addresses[0].domain == "xn--exmple-cua.com"
+    assert parsed["List-Unsubscribe"] == f"<{url}>"
+    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == "Zdravo Ana,\nhvala."
+    assert "<b>Ana</b>" in parsed.get_body(("html",)).get_content()
+    assert (
+        message["Message-ID"] == "<action-1.1@example.com>"
+        and message["reply-to"] == "help@example.com"
+    )

@@ -11,88 +11,62 @@ shipping information) carries neither: there is nothing to unsubscribe from.
 
 Gmail and many other clients drop ``<style>`` blocks, so the HTML part has
 its CSS inlined into ``style`` attributes (css-inline); the ``<style>`` block
-is kept for the clients that honour media queries.
+is kept for the clients that honour media queries. The message itself is a
+``workers.mail.OutgoingEmail``, turned into MIME only by channels that need it.
 """
 
 from __future__ import annotations
 
-from email import policy as email_policy
-from email.headerregistry import HeaderRegistry, UnstructuredHeader
-from email.message import EmailMessage
-from email.utils import format_datetime, parseaddr
+from email.utils import parseaddr
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import css_inline
 
+from workers.mail import OutgoingEmail
 from workers.render import Rendered
 
 if TYPE_CHECKING:  # executors import this module
     from workers.executors.base import ActionContext
 
 _INLINER = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
-LIST_HEADERS = ("list-unsubscribe", "list-unsubscribe-post")
-
-
-class LinkListHeader(UnstructuredHeader):
-    """``<url>, <mailto:...>`` folded only between its entries, never encoded.
-
-    The email package would turn a line longer than 78 characters (any signed
-    URL) into RFC 2047 encoded words, which no mail client reads as a link.
-    RFC 5322 allows lines up to 998 characters, and RFC 2369 folding between
-    the bracketed entries.
-    """
-
-    def fold(self, *, policy):
-        entries = [entry.strip() for entry in str(self).split(",")]
-        return f"{self.name}: " + ("," + policy.linesep + " ").join(entries) + policy.linesep
-
-
-def _policy():
-    registry = HeaderRegistry()
-    for name in LIST_HEADERS:
-        registry.map_to_type(name, LinkListHeader)
-    return email_policy.default.clone(header_factory=registry)
-
-
-MAIL_POLICY = _policy()
 
 
 def compose_email(
     runtime, ctx: ActionContext, rendered: Rendered, recipient: str, links=None
-) -> EmailMessage:
+) -> OutgoingEmail:
     settings = runtime.rules.settings
     action = ctx.action
     sender = settings.sender or runtime.config.mail_from
     domain = parseaddr(sender)[1].rpartition("@")[2] or "aftersale.local"
-    message = EmailMessage(policy=MAIL_POLICY)
-    message["From"] = sender
-    message["To"] = recipient
-    message["Subject"] = rendered.subject
-    message["Date"] = format_datetime(runtime.clock.now())
-    message["Message-ID"] = f"<action-{action.id}.{action.shop_id}@{domain}>"
-    reply_to = action.params.get("reply_to") or settings.reply_to
-    if reply_to:
-        message["Reply-To"] = reply_to
-    message["X-Aftersale-Rule"] = action.rule
+    headers = {"X-Aftersale-Rule": action.rule}
     if action.category == "marketing" and links is not None:
-        add_unsubscribe_headers(message, links, settings.storefront.unsubscribe_email)
-    message.set_content(rendered.text)
-    if rendered.html:
-        message.add_alternative(inline_css(rendered.html), subtype="html")
-    message["Content-Language"] = rendered.locale  # after the parts: set_content clears Content-*
-    return message
+        headers.update(unsubscribe_headers(links, settings.storefront.unsubscribe_email))
+    headers["Content-Language"] = rendered.locale
+    return OutgoingEmail(
+        sender=sender,
+        to=recipient,
+        subject=rendered.subject,
+        text=rendered.text,
+        html=inline_css(rendered.html) if rendered.html else None,
+        message_id=f"<action-{action.id}.{action.shop_id}@{domain}>",
+        date=runtime.clock.now(),
+        reply_to=action.params.get("reply_to") or settings.reply_to,
+        headers=headers,
+    )
 
 
-def add_unsubscribe_headers(message: EmailMessage, links, unsubscribe_email: str | None) -> None:
+def unsubscribe_headers(links, unsubscribe_email: str | None) -> dict[str, str]:
     """RFC 2369 / RFC 8058 headers: one-click HTTPS first, then mail for older clients."""
     token_url = links.unsubscribe()
     targets = [f"<{token_url}>"]
     if unsubscribe_email:
         token = token_url.rsplit("/", 1)[-1]
         targets.append(f"<mailto:{unsubscribe_email}?subject={quote('unsubscribe ' + token)}>")
-    message["List-Unsubscribe"] = ", ".join(targets)
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return {
+        "List-Unsubscribe": ", ".join(targets),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
 
 
 def inline_css(html: str) -> str:

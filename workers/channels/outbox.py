@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from email.message import EmailMessage
-from email.policy import SMTP
 from pathlib import Path
 
 from workers.channels.base import Channel, PermanentError, SendResult
+from workers.mail import OutgoingEmail
 
 
 class FileOutbox(Channel):
@@ -32,7 +31,7 @@ class FileOutbox(Channel):
         """Where the message with this Message-ID is (or would be) written."""
         return self.folder / (re.sub(r"[^A-Za-z0-9._-]", "_", message_id.strip("<>")) + ".eml")
 
-    def send(self, messages: Sequence[EmailMessage]) -> list[SendResult]:
+    def send(self, messages: Sequence[OutgoingEmail]) -> list[SendResult]:
         self.open()
         results = []
         for message in messages:
@@ -41,7 +40,7 @@ class FileOutbox(Channel):
             message_id = message["Message-ID"] or f"<msg-{os.getpid()}-{id(message)}>"
             path = self.path_for(message_id)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(message.as_bytes(policy=SMTP))
+            tmp.write_bytes(message.as_bytes())
             tmp.replace(path)
             results.append(SendResult(provider_id=message_id, response=str(path)))
         return results

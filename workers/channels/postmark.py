@@ -1,6 +1,6 @@
 """Email through Postmark's HTTP API (``MAIL_URL=postmark://SERVER_TOKEN@api.postmarkapp.com``).
 
-The composed :class:`EmailMessage` is what goes out, field by field: From,
+The composed :class:`~workers.mail.OutgoingEmail` is what goes out, field by field: From,
 To, Reply-To, Subject, the text and HTML parts, and every other header
 (List-Unsubscribe, X-Aftersale-Rule, Message-ID) as Postmark ``Headers``.
 Postmark answers 200 with its MessageID; 422 with an ErrorCode for a message
@@ -11,11 +11,11 @@ are retried. ``postmark+http://`` talks plain HTTP, for a local stand-in.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from workers.channels import http
 from workers.channels.base import Channel, ChannelUnavailable, SendResult
+from workers.mail import OutgoingEmail
 
 #: Postmark ErrorCode 406: the recipient hard bounced or marked mail as spam before
 INACTIVE_RECIPIENT = 406
@@ -60,11 +60,11 @@ class PostmarkChannel(Channel):
         if session is not None:
             session.close()
 
-    def send(self, messages: Sequence[EmailMessage]) -> list[SendResult]:
+    def send(self, messages: Sequence[OutgoingEmail]) -> list[SendResult]:
         self.open()
         return [self._send_one(message) for message in messages]
 
-    def _send_one(self, message: EmailMessage) -> SendResult:
+    def _send_one(self, message: OutgoingEmail) -> SendResult:
         response = http.request(
             self.session,
             "POST",
@@ -85,25 +85,22 @@ class PostmarkChannel(Channel):
         http.check(response, "Postmark", detail, gone=gone)
         return http.result(response, answer.get("MessageID"))
 
-    def payload(self, message: EmailMessage) -> dict:
+    def payload(self, message) -> dict:
         """Postmark's JSON for one composed message."""
-        text = message.get_body(("plain",))
-        html = message.get_body(("html",))
         body = {
-            "From": str(message["From"]),
-            "To": str(message["To"]),
-            "Subject": str(message["Subject"] or ""),
+            "From": message.sender,
+            "To": message.to,
+            "Subject": message.subject or "",
             "MessageStream": self.stream,
             "Headers": [
-                {"Name": name, "Value": str(value)}
-                for name, value in message.items()
+                {"Name": name, "Value": value}
+                for name, value in message.header_items()
                 if name.lower() not in OWN_FIELDS and not name.lower().startswith("content-")
             ],
+            "TextBody": message.text,
         }
-        if message["Reply-To"]:
-            body["ReplyTo"] = str(message["Reply-To"])
-        if text is not None:
-            body["TextBody"] = text.get_content()
-        if html is not None:
-            body["HtmlBody"] = html.get_content()
+        if message.reply_to:
+            body["ReplyTo"] = message.reply_to
+        if message.html:
+            body["HtmlBody"] = message.html
         return body

@@ -11,10 +11,11 @@ import smtplib
 import ssl
 import threading
 from collections.abc import Sequence
-from email.message import EmailMessage
+from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from workers.channels.base import Channel, PermanentError, SendResult, TransientError
+from workers.mail import OutgoingEmail
 
 TRUE = ("1", "true", "yes", "on")
 
@@ -99,15 +100,17 @@ class SMTPChannel(Channel):
         except (OSError, smtplib.SMTPException):
             conn.close()
 
-    def send(self, messages: Sequence[EmailMessage]) -> list[SendResult]:
+    def send(self, messages: Sequence[OutgoingEmail]) -> list[SendResult]:
         with self._lock:
             return [self._send_one(message) for message in messages]
 
-    def _send_one(self, message: EmailMessage) -> SendResult:
+    def _send_one(self, message: OutgoingEmail) -> SendResult:
         for attempt in (1, 2):
             self.open()
             try:
-                refused = self.connection.send_message(message)
+                refused = self.connection.sendmail(
+                    _envelope_sender(message), [message.to], message.as_bytes()
+                )
             except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError) as exc:
                 self.close()
                 if attempt == 2:
@@ -136,6 +139,11 @@ class SMTPChannel(Channel):
             self.connection.rset()
         except (OSError, smtplib.SMTPException):
             self.close()
+
+
+def _envelope_sender(message) -> str:
+    """The bare address of From, for MAIL FROM (bounces go there)."""
+    return parseaddr(message.sender)[1]
 
 
 def _by_code(code: int, message: str):

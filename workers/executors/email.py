@@ -37,10 +37,9 @@ def _shop_sender(message, ctx: ActionContext) -> None:
     the step itself still wins over both."""
     settings = ctx.shop.settings or {}
     if settings.get("sender"):
-        message.replace_header("From", settings["sender"])
+        message.sender = settings["sender"]
     if settings.get("reply_to") and not ctx.action.params.get("reply_to"):
-        del message["Reply-To"]
-        message["Reply-To"] = settings["reply_to"]
+        message.reply_to = settings["reply_to"]
 
 
 def _recipient(ctx: ActionContext) -> str:
