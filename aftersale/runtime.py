@@ -9,6 +9,7 @@ and tests install with :func:`install`.
 from __future__ import annotations
 
 import threading
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from rq import Queue
 from aftersale.clock import SystemClock
 from aftersale.config import BUILTIN_TEMPLATES_DIR, Config
 
+SHOP_CACHE_SECONDS = 30.0
 _current: Runtime | None = None
 _lock = threading.Lock()
 
@@ -27,6 +29,7 @@ class Runtime:
         self.config = config
         self.clock = clock or SystemClock()
         self._rules = None
+        self._shops: dict[int, tuple[float, object]] = {}
         self._rules_lock = threading.Lock()
 
     @cached_property
@@ -118,6 +121,24 @@ class Runtime:
         from workers.channels.webhook import WebhookChannel
 
         return WebhookChannel(self.config.webhook_signing_secret)
+
+    def shop(self, conn, shop_id: int):
+        """A shop row, cached for SHOP_CACHE_SECONDS: every action reads its shop, and shops
+        (settings, credentials) change rarely; a change is seen within that time."""
+        now = time.monotonic()
+        hit = self._shops.get(shop_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        from store.shops import get_shop
+
+        row = get_shop(conn, shop_id)
+        if row is not None:
+            self._shops[shop_id] = (now + SHOP_CACHE_SECONDS, row)
+        return row
+
+    def forget_shops(self) -> None:
+        """Drop cached shop rows, for a change made in this process that must apply at once."""
+        self._shops.clear()
 
     def close(self) -> None:
         for name in ("mailer", "sms", "webhooks"):

@@ -15,7 +15,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from store.sql import for_update, insert_ignore
+from store.sql import commit_without_flush_wait, for_update, insert_ignore
 from store.tables import actions, messages
 
 
@@ -172,8 +172,7 @@ def start_many(conn: Connection, ids: list[int], now: datetime, lease: timedelta
     send is recorded durably afterwards, and a lost claim only returns the
     action to ``queued``).
     """
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+    commit_without_flush_wait(conn)
     rows = conn.execute(
         update(actions)
         .where(actions.c.id.in_(ids), actions.c.status == ActionStatus.QUEUED.value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from aftersale.events import Event
@@ -35,5 +35,10 @@ def insert_event(
     return row.id if row else None
 
 
+#: built once: a worker runs these for every action, and building a statement costs
+#: more than executing it
+_EVENT_BY_ID = select(events).where(events.c.id == bindparam("event_id"))
+
+
 def get_event(conn: Connection, event_id: int):
-    return conn.execute(select(events).where(events.c.id == event_id)).first()
+    return conn.execute(_EVENT_BY_ID, {"event_id": event_id}).first()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from store.sql import insert_ignore
 from store.tables import link_clicks, messages, suppressions
+
+_INSERT_ATTEMPT = messages.insert()
 
 
 def record_attempt(
@@ -28,22 +30,23 @@ def record_attempt(
     duration_ms=None,
 ) -> None:
     conn.execute(
-        messages.insert().values(
-            action_id=action.id,
-            shop_id=action.shop_id,
-            attempt=action.attempts,
-            channel=channel,
-            recipient=recipient,
-            subject=subject,
-            message_id=message_id,
-            status=status,
-            provider_id=provider_id,
-            status_code=status_code,
-            error=(error or None) and error[:2000],
-            response=(response or None) and response[:2000],
-            duration_ms=duration_ms,
-            created_at=now,
-        )
+        _INSERT_ATTEMPT,
+        {
+            "action_id": action.id,
+            "shop_id": action.shop_id,
+            "attempt": action.attempts,
+            "channel": channel,
+            "recipient": recipient,
+            "subject": subject,
+            "message_id": message_id,
+            "status": status,
+            "provider_id": provider_id,
+            "status_code": status_code,
+            "error": (error or None) and error[:2000],
+            "response": (response or None) and response[:2000],
+            "duration_ms": duration_ms,
+            "created_at": now,
+        },
     )
 
 
@@ -57,16 +60,19 @@ def for_action(conn: Connection, action_id: int):
 BLOCKS_ALL = ("bounced", "complaint", "manual")
 
 
+_SUPPRESSION = select(suppressions.c.reason).where(
+    suppressions.c.shop_id == bindparam("shop_id"),
+    suppressions.c.channel == bindparam("channel"),
+    suppressions.c.address == bindparam("address"),
+)
+
+
 def suppression(
     conn: Connection, shop_id: int, channel: str, address: str, category: str
 ) -> str | None:
     """The reason an address must not get this category of message, or None."""
     row = conn.execute(
-        select(suppressions.c.reason).where(
-            suppressions.c.shop_id == shop_id,
-            suppressions.c.channel == channel,
-            suppressions.c.address == address.strip().lower(),
-        )
+        _SUPPRESSION, {"shop_id": shop_id, "channel": channel, "address": address.strip().lower()}
     ).first()
     if row is None:
         return None

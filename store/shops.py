@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from store.sql import insert_ignore
@@ -34,8 +34,11 @@ def find_shop(conn: Connection, platform: str, domain: str):
     ).first()
 
 
+_SHOP_BY_ID = select(shops).where(shops.c.id == bindparam("shop_id"))
+
+
 def get_shop(conn: Connection, shop_id: int):
-    return conn.execute(select(shops).where(shops.c.id == shop_id)).first()
+    return conn.execute(_SHOP_BY_ID, {"shop_id": shop_id}).first()
 
 
 def save_credentials(

@@ -27,3 +27,16 @@ def for_update(conn: Connection, select_stmt, *, skip_locked: bool = False):
     if conn.dialect.name == "postgresql":
         return select_stmt.with_for_update(skip_locked=skip_locked)
     return select_stmt
+
+
+def commit_without_flush_wait(conn: Connection) -> None:
+    """PostgreSQL: this transaction's commit does not wait for its WAL to reach the disk.
+
+    Other sessions see it at once and a crash of our process loses nothing;
+    only a crash of the database server itself within a fraction of a second
+    (``wal_writer_delay``, 200 ms by default) can lose it. Used where losing
+    a record costs at most a repeated step, never a lost or invented one.
+    SQLite's ``synchronous=NORMAL`` already behaves like this.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")

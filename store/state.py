@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from connectors.base import OrderState
@@ -101,7 +101,10 @@ def remember_customer(conn: Connection, shop_id: int, customer: dict, now: datet
     return merged
 
 
+_CUSTOMER = select(customers).where(
+    customers.c.shop_id == bindparam("shop_id"), customers.c.customer_ref == bindparam("ref")
+)
+
+
 def get_customer(conn: Connection, shop_id: int, ref: str):
-    return conn.execute(
-        select(customers).where(customers.c.shop_id == shop_id, customers.c.customer_ref == ref)
-    ).first()
+    return conn.execute(_CUSTOMER, {"shop_id": shop_id, "ref": ref}).first()

@@ -95,3 +95,5 @@ def configure_shop(runtime, shop_id: int, *, credentials: dict | None = None, **
             shop_store.save_credentials(conn, shop_id, runtime.config.secret_keys, credentials, now)
         if settings:
             conn.execute(update(shops).where(shops.c.id == shop_id).values(settings=settings))
+    # Workers cache shop rows for a few seconds; this change must apply to the next action.
+    runtime.forget_shops()

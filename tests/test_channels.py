@@ -439,6 +439,8 @@ def test_outgoing_email_encodes_names_subjects_and_keeps_long_links_whole():
     )
     raw = message.as_bytes()
     assert raw.isascii() and b"\r\n" in raw
+    head, _, _ = raw.partition(b"\r\n\r\n")
+    assert b"Content-Type: multipart/alternative" in head and b"--=_aftersale" not in head
     assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
     parsed = message_from_bytes(raw, policy=policy.default)
     assert str(parsed["Subject"]) == "Хвала на поруџбини #1042"
