@@ -59,6 +59,7 @@ _STDERR = _CurrentStderr()
 
 def configure(level: str = "INFO", fmt: str = "json", stream=None) -> None:
     """Set up structlog and the standard library's root logger (idempotent)."""
+    global _generation
     numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
     shared = [
         structlog.contextvars.merge_contextvars,
@@ -80,6 +81,7 @@ def configure(level: str = "INFO", fmt: str = "json", stream=None) -> None:
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
+    _generation += 1
     _configure_stdlib(numeric, fmt, stream, shared)
 
 
@@ -114,8 +116,36 @@ def _configure_stdlib(level: int, fmt: str, stream, shared: list) -> None:
 
 
 def get_logger(name: str):
-    """A structlog logger whose lines carry ``"logger": name``."""
-    return structlog.get_logger().bind(logger=name)
+    """A structlog logger whose lines carry ``"logger": name``.
+
+    Stays lazy until its first line: binding at import time would freeze
+    structlog's default (console) configuration into loggers of modules
+    imported before :func:`configure` ran.
+    """
+    return _NamedLogger(name)
+
+
+_generation = 0  # bumped by configure(); loggers resolved under an older one resolve again
+
+
+class _NamedLogger:
+    """A structlog logger bound to ``logger=name``, resolved on first use after each configure()."""
+
+    __slots__ = ("_name", "_bound", "_generation")
+
+    def __init__(self, name: str):
+        self._name = name
+        self._bound = None
+        self._generation = -1
+
+    def _logger(self):
+        if self._generation != _generation:
+            self._bound = structlog.get_logger().bind(logger=self._name)
+            self._generation = _generation
+        return self._bound
+
+    def __getattr__(self, method: str):
+        return getattr(self._logger(), method)
 
 
 def mask_email(address: str | None) -> str | None:

@@ -155,6 +155,37 @@ def gunicorn(app: str, env: dict, *, workers: int, threads: int, log_path: Path)
             proc.wait()
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        found = []
+        for task in tasks:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        return found
+    except OSError:
+        return []
+
+
+def tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU seconds used so far by a process and all its descendants (Linux).
+
+    Read before and after a load run, the difference over the requests
+    answered is the server's CPU cost per request: what says whether a
+    slower target is slower because of work or because of waiting.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        todo += _children(pid)
+    return total
+
+
 def require(binary: str, hint: str) -> str:
     path = shutil.which(binary)
     if not path:

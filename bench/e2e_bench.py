@@ -219,7 +219,7 @@ def main() -> None:
                 "webhooks:create_app()",
                 env,
                 workers=args.web_workers,
-                threads=8,
+                threads=16,
                 log_path=folder / "web.log",
             )
         )

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from store.sql import for_update, insert_ignore
+from store.sql import CompiledInsert, for_update
 from store.tables import deliveries
 
 UNPROCESSED = ("pending", "queued")
@@ -51,29 +51,36 @@ class NewDelivery:
 
 
 def insert_many(conn: Connection, batch: list[NewDelivery]) -> list[int | None]:
-    """Insert a batch in one statement; the id of each new row, None for a duplicate.
+    """Insert a batch in the caller's transaction; the id of each new row, None for a duplicate.
 
     A duplicate is a delivery whose key (or Shopify event id) is already
     stored, including an earlier member of the same batch.
     """
     if not batch:
         return []
-    stmt = insert_ignore(conn, deliveries).returning(
-        deliveries.c.id, deliveries.c.shop_id, deliveries.c.dedupe_key
-    )
-    inserted = {
-        (row.shop_id, row.dedupe_key): row.id
-        for row in conn.execute(stmt, [d.row() for d in batch])
-    }
-    results, claimed = [], set()
-    for delivery in batch:
-        key = (delivery.shop_id, delivery.dedupe_key)
-        if key in inserted and key not in claimed:
-            claimed.add(key)
-            results.append(inserted[key])
-        else:
-            results.append(None)
-    return results
+    insert = _INBOX_INSERTS.get(conn.dialect.name)
+    if insert is None:
+        insert = _INBOX_INSERTS[conn.dialect.name] = CompiledInsert(
+            deliveries, NEW_DELIVERY_COLUMNS, "id", conn.dialect
+        )
+    return insert.run(conn, [d.row() for d in batch])
+
+
+NEW_DELIVERY_COLUMNS = (
+    "shop_id",
+    "topic",
+    "dedupe_key",
+    "delivery_id",
+    "event_id",
+    "api_version",
+    "triggered_at",
+    "received_at",
+    "headers",
+    "body",
+    "status",
+    "attempts",
+)
+_INBOX_INSERTS: dict[str, CompiledInsert] = {}
 
 
 def mark_enqueued(conn: Connection, jobs: dict[str, list[int]], now: datetime) -> None:

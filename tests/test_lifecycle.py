@@ -86,6 +86,35 @@ def test_redis_flushed_while_1000_actions_wait_all_are_sent_when_due(
     assert count(runtime.engine, actions, actions.c.status == "sent") == 1000
 
 
+def test_a_job_popped_by_a_worker_killed_before_starting_it_is_enqueued_again(
+    runtime, clock, work, smtp_server, scheduler
+):
+    """RQ pops a job id off the queue before it marks the job started; a worker killed in
+    between leaves a job that is ``queued`` yet in no queue. Its actions are not lost."""
+    from rq import Queue
+
+    from workers.queues import ACTIONS
+
+    shop_id, event_id, event = store_event(runtime)
+    ids = plant(runtime, shop_id, event_id, event, [EMAIL], count=3)
+    hand_off(runtime, ids)
+    queue = runtime.queue(ACTIONS)
+    connection = redis_lib.Redis.from_url(runtime.config.redis_url)
+    (job_id,) = {row.job_id for row in rows(runtime.engine, actions)}
+    assert connection.lpop(Queue(queue.name, connection=connection).key) == job_id.encode()
+    assert connection.hget(f"rq:job:{job_id}", "status") == b"queued"
+
+    work()
+    assert smtp_server.handler.messages == []
+    clock.advance(timedelta(seconds=30))  # a job may wait a while behind others: not lost yet
+    assert scheduler.tick(clock.now()).lost_jobs_requeued == 0
+    clock.advance(timedelta(seconds=31))
+    assert scheduler.tick(clock.now()).lost_jobs_requeued == len(ids)
+    work()
+    sent = message_ids(smtp_server)
+    assert len(sent) == len(ids) and max(sent.values()) == 1
+
+
 def test_a_worker_lost_mid_run_is_run_again_after_its_lease(
     runtime, clock, work, smtp_server, scheduler
 ):

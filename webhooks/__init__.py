@@ -7,6 +7,7 @@ each process opens its database pool, Redis client and writer thread lazily.
 from __future__ import annotations
 
 from flask import Flask
+from flask.sessions import SessionInterface
 
 from aftersale import logs
 from aftersale.config import Config
@@ -30,12 +31,28 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     from webhooks.receiver import ReceiverState
     from webhooks.receiver import bp as receiver_bp
 
+    app.session_interface = NoSessions()
     app.extensions["aftersale"] = runtime
     app.extensions["aftersale.receiver"] = ReceiverState(runtime)
     app.register_blueprint(receiver_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(links_bp)
     return app
+
+
+class NoSessions(SessionInterface):
+    """Aftersale keeps no cookie sessions (links carry signed tokens instead).
+
+    Flask's default interface builds an itsdangerous serializer on every
+    request once SECRET_KEY is set, a few percent of a webhook's CPU; this one
+    hands Flask its null session at no cost.
+    """
+
+    def open_session(self, app, request):
+        return None
+
+    def save_session(self, app, session, response):
+        return None
 
 
 def _init_sentry(config: Config) -> None:

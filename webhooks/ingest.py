@@ -32,8 +32,9 @@ from store import deliveries as delivery_store
 log = logs.get_logger(__name__)
 
 #: at most one relay nudge per this many seconds per process; a burst of
-#: batches needs one wake-up, and a nudge costs a Redis round trip
-NUDGE_INTERVAL = 0.005
+#: batches needs one wake-up, and a nudge costs a Redis round trip (at 5 ms
+#: nudges took a tenth of the web process's CPU under load)
+NUDGE_INTERVAL = 0.02
 
 
 class StorageUnavailable(Exception):
@@ -50,6 +51,7 @@ class _Barrier:
 @dataclass
 class _Ticket:
     delivery: delivery_store.NewDelivery
+    log_fields: dict
     done: threading.Event = field(default_factory=threading.Event)
     delivery_pk: int | None = None
     error: Exception | None = None
@@ -75,10 +77,15 @@ class DeliveryWriter:
         self._pid: int | None = None
         self._start_lock = threading.Lock()
 
-    def store(self, delivery: delivery_store.NewDelivery) -> int | None:
-        """Store durably; the new row's id, or None for a duplicate. Raises StorageUnavailable."""
+    def store(self, delivery: delivery_store.NewDelivery, log_fields: dict) -> int | None:
+        """Store durably; the new row's id, or None for a duplicate. Raises StorageUnavailable.
+
+        The writer logs the outcome (``delivery.stored`` / ``delivery.duplicate``
+        with ``log_fields``) after answering: one thread writing a batch of lines
+        costs a fraction of each request thread contending for the log stream.
+        """
         self._ensure_running()
-        ticket = _Ticket(delivery)
+        ticket = _Ticket(delivery, log_fields)
         self._queue.put(ticket)
         if not ticket.done.wait(self._wait_timeout):
             raise StorageUnavailable("timed out waiting for the database")
@@ -173,6 +180,11 @@ class DeliveryWriter:
         for ticket, pk in zip(batch, ids, strict=True):
             ticket.delivery_pk = pk
             ticket.done.set()
+        for ticket, pk in zip(batch, ids, strict=True):
+            if pk is None:
+                log.info("delivery.duplicate", status=200, **ticket.log_fields)
+            else:
+                log.info("delivery.stored", status=200, delivery=pk, **ticket.log_fields)
         return [pk for pk in ids if pk is not None]
 
     def _wake_relay(self) -> None:

@@ -90,7 +90,13 @@ def _receive(connector, platform: str, url_shop: str | None):
         return _answer(413, "body too large")
     try:
         meta = connector.read_meta(EnvironHeaders(request.environ), url_shop=url_shop)
-        logs.bind(platform=platform, shop=meta.shop, delivery_id=meta.delivery_id, topic=meta.topic)
+        log_fields = {
+            "platform": platform,
+            "shop": meta.shop,
+            "delivery_id": meta.delivery_id,
+            "topic": meta.topic,
+        }
+        logs.bind(**log_fields)
         shop_id, shop_row = state.shop(platform, meta.shop, create=False)
         connector.verify(
             meta, body, connector.signing_secrets(meta, state.runtime.config, shop_row)
@@ -114,7 +120,8 @@ def _receive(connector, platform: str, url_shop: str | None):
                 received_at=state.runtime.clock.now(),
                 headers=stored_headers(request.environ),
                 body=body,
-            )
+            ),
+            log_fields,
         )
     except DeliveryRejected as exc:
         log.warning("delivery.rejected", platform=platform, status=exc.status, reason=exc.reason)
@@ -122,10 +129,8 @@ def _receive(connector, platform: str, url_shop: str | None):
     except (SQLAlchemyError, StorageUnavailable) as exc:
         log.error("delivery.unavailable", status=503, error=str(exc).splitlines()[0])
         return _answer(503, "storage unavailable, retry later")
-    if pk is None:
-        log.info("delivery.duplicate", status=200)
+    if pk is None:  # the writer logged the outcome
         return _json({"status": "duplicate"})
-    log.info("delivery.stored", status=200, delivery=pk)
     return _json({"status": "stored", "delivery": pk})
 
 

@@ -14,7 +14,9 @@ import uuid
 
 from redis import Redis
 from rq import Queue
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
+from rq.registry import StartedJobRegistry
 
 DELIVERIES = "deliveries"
 ACTIONS = "actions"
@@ -86,23 +88,60 @@ ENDED = {b"finished", b"failed", b"stopped", b"canceled"}
 
 
 def missing_jobs(redis: Redis, job_ids: set[str]) -> set[str]:
-    """The job ids that will not run: unknown to Redis any more, or already ended.
+    """The job ids that will not run: gone, ended, or held by a worker that died.
 
-    A row still waiting for such a job was lost (Redis flushed, or the job
-    died half-way through its batch) and must be enqueued again.
+    A row still waiting for such a job was lost and must be enqueued again.
+    Cases: Redis flushed or restarted (no job hash); the job ended without
+    finishing its rows; a worker popped the job from the queue and was killed
+    before starting it (status still ``queued`` but in no queue: RQ pops
+    with a plain BLPOP when a worker listens on several queues); a worker
+    started it and died with its work-horse (the started-registry entry is
+    no longer renewed by heartbeats and expires). A false alarm only costs a
+    second job: claims are check-and-set, so a row is still run once.
     """
     ordered = [j for j in job_ids if j]
     if not ordered:
         return set()
     with redis.pipeline(transaction=False) as pipe:
         for job_id in ordered:
-            pipe.hget(Job.key_for(job_id), "status")
-        statuses = pipe.execute()
+            pipe.hmget(Job.key_for(job_id), "status", "origin")
+        found = pipe.execute()
+    gone, waiting, running = set(), [], {}
+    for job_id, (status, origin) in zip(ordered, found, strict=True):
+        if status is None or status in ENDED:
+            gone.add(job_id)
+        elif status == b"queued" and origin:
+            waiting.append((job_id, origin.decode()))
+        elif status == b"started" and origin:
+            running.setdefault(origin.decode(), []).append(job_id)
+    gone |= _popped_and_dropped(redis, waiting)
+    for origin, started in running.items():
+        gone |= _started_by_the_dead(redis, origin, started)
+    return gone
+
+
+def _popped_and_dropped(redis: Redis, waiting: list[tuple[str, str]]) -> set[str]:
+    """Jobs marked queued that are in neither their queue nor its intermediate list."""
+    if not waiting:
+        return set()
+    with redis.pipeline(transaction=False) as pipe:
+        for job_id, origin in waiting:
+            key = Queue(origin, connection=redis).key
+            pipe.lpos(key, job_id)
+            pipe.lpos(IntermediateQueue.get_intermediate_queue_key(key), job_id)
+        positions = pipe.execute()
     return {
         job_id
-        for job_id, status in zip(ordered, statuses, strict=True)
-        if status is None or status in ENDED
+        for index, (job_id, _) in enumerate(waiting)
+        if positions[2 * index] is None and positions[2 * index + 1] is None
     }
+
+
+def _started_by_the_dead(redis: Redis, origin: str, job_ids: list[str]) -> set[str]:
+    """Started jobs whose started-registry entry expired or vanished (no heartbeat renews it)."""
+    registry = StartedJobRegistry(origin, connection=redis)
+    alive = set(registry.get_job_ids(cleanup=False)) - set(registry.get_expired_job_ids())
+    return {job_id for job_id in job_ids if job_id not in alive}
 
 
 def by_job(assigned: dict[int, str]) -> dict[str, list[int]]:
