@@ -291,6 +291,7 @@ def main() -> None:
                 dict(burst.status),
             ]
         )
+        stages = stage_latencies(url)
         memory["web (peak RSS per gunicorn worker)"] = max(
             (peak_rss_mb(p) for p in children(web.pid)), default=0
         )
@@ -311,8 +312,59 @@ def main() -> None:
         ],
         rows,
     )
+    print_table(
+        "Where the time goes (all webhooks of both phases, from the database's timestamps)",
+        ["hop", "p50 ms", "p99 ms"],
+        stages,
+    )
     print_table("Memory", ["process", "MB"], [[k, v] for k, v in memory.items()])
     print(f"logs in {folder}")
+
+
+def stage_latencies(database_url: str) -> list[list]:
+    """Median and p99 of each hop a webhook takes, from the rows' own timestamps."""
+    from sqlalchemy import select
+
+    from store.db import make_engine
+    from store.tables import actions, deliveries
+
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        hops = {
+            "stored -> handed to RQ (relay)": [],
+            "handed to RQ -> processed (rules, action planned)": [],
+            "action planned -> queued": [],
+            "queued -> claimed by a worker": [],
+            "claimed -> sent (render, SMTP, record)": [],
+        }
+        delivery_rows = conn.execute(
+            select(deliveries.c.received_at, deliveries.c.enqueued_at, deliveries.c.processed_at)
+        ).all()
+        for received, enqueued, processed in delivery_rows:
+            if received and enqueued and processed:
+                hops["stored -> handed to RQ (relay)"].append(enqueued - received)
+                hops["handed to RQ -> processed (rules, action planned)"].append(
+                    processed - enqueued
+                )
+        action_rows = conn.execute(
+            select(
+                actions.c.created_at,
+                actions.c.queued_at,
+                actions.c.started_at,
+                actions.c.finished_at,
+            ).where(actions.c.status == "sent")
+        ).all()
+        for created, queued, started, finished in action_rows:
+            if created and queued and started and finished:
+                hops["action planned -> queued"].append(queued - created)
+                hops["queued -> claimed by a worker"].append(started - queued)
+                hops["claimed -> sent (render, SMTP, record)"].append(finished - started)
+    engine.dispose()
+    table = []
+    for hop, deltas in hops.items():
+        millis = [d.total_seconds() * 1000 for d in deltas]
+        table.append([hop, statistics.median(millis) if millis else 0, percentile(millis, 99)])
+    return table
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import time
+from email import policy
 from email.parser import BytesHeaderParser
 
 from aiosmtpd.controller import Controller
@@ -20,7 +21,8 @@ from aiosmtpd.controller import Controller
 class Sink:
     def __init__(self, log):
         self.log = log
-        self.parser = BytesHeaderParser()
+        # policy.default decodes RFC 2047 encoded words (non-ASCII subjects)
+        self.parser = BytesHeaderParser(policy=policy.default)
 
     async def handle_DATA(self, server, session, envelope):
         arrived = time.time()
