@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from connectors.base import Connector
 from connectors.shopify import ShopifyConnector
+from connectors.woocommerce import WooCommerceConnector
 
 CONNECTORS: dict[str, Connector] = {
     ShopifyConnector.name: ShopifyConnector(),
+    WooCommerceConnector.name: WooCommerceConnector(),
 }
 
 

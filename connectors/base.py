@@ -127,6 +127,10 @@ class Connector(ABC):
     #: (the platform signs with an app-wide secret, so verification proves the shop installed us)
     creates_shops: ClassVar[bool] = False
 
+    def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
+        """True for a platform's unsigned "are you there?" request, answered 200, stored nowhere."""
+        return False
+
     @abstractmethod
     def read_meta(self, headers: Mapping[str, str], url_shop: str | None = None) -> DeliveryMeta:
         """Read shop, topic and ids from the headers; raise MissingHeaders when absent."""

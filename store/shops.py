@@ -54,6 +54,16 @@ def save_credentials(
     )
 
 
+def update_credentials(
+    conn: Connection, shop_id: int, secret_keys, changes: dict, now: datetime
+) -> dict:
+    """Merge ``changes`` into a shop's stored credentials; the merged credentials."""
+    row = get_shop(conn, shop_id)
+    merged = {**credentials_of(row, secret_keys), **changes}
+    save_credentials(conn, shop_id, secret_keys, merged, now)
+    return merged
+
+
 def credentials_of(shop_row, secret_keys) -> dict:
     """The decrypted credentials of a shop row ({} when none are stored)."""
     from aftersale.crypto import decrypt_json

@@ -259,5 +259,10 @@ def test_the_starter_pack_loads(rules_dir):
     from rules.loader import template_names_in
 
     ruleset = load_rules(rules_dir, templates=template_names_in([BUILTIN_TEMPLATES_DIR]))
-    assert {r.name for r in ruleset.rules} == {"thank-you", "shipping-update", "review-invite"}
+    assert {r.name for r in ruleset.rules} == {
+        "thank-you",
+        "refund-confirmation",
+        "shipping-update",
+        "review-invite",
+    }
     assert ruleset.settings.timezone == "Europe/Belgrade"

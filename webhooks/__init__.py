@@ -30,6 +30,7 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     from webhooks.links import bp as links_bp
     from webhooks.receiver import ReceiverState
     from webhooks.receiver import bp as receiver_bp
+    from webhooks.woocommerce_auth import bp as woocommerce_auth_bp
 
     app.session_interface = NoSessions()
     app.extensions["aftersale"] = runtime
@@ -37,6 +38,7 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     app.register_blueprint(receiver_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(links_bp)
+    app.register_blueprint(woocommerce_auth_bp)
     return app
 
 

@@ -88,8 +88,12 @@ def _receive(connector, platform: str, url_shop: str | None):
     except RequestEntityTooLarge:
         log.warning("delivery.rejected", platform=platform, status=413, reason="body too large")
         return _answer(413, "body too large")
+    headers = EnvironHeaders(request.environ)
+    if connector.is_ping(headers, body):
+        log.info("delivery.ping", platform=platform, status=200)
+        return _json({"status": "pong"})
     try:
-        meta = connector.read_meta(EnvironHeaders(request.environ), url_shop=url_shop)
+        meta = connector.read_meta(headers, url_shop=url_shop)
         log_fields = {
             "platform": platform,
             "shop": meta.shop,

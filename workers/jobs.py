@@ -63,3 +63,11 @@ def _raise_first(failures: list, total: int, what: str) -> None:
     if failures:
         first_id, exc = failures[0]
         raise RuntimeError(f"{len(failures)} of {total} {what} failed; first {first_id}") from exc
+
+
+def register_woocommerce_webhooks(domain: str) -> dict:
+    """After the key exchange: create the store's webhooks (the callback must answer at once)."""
+    from aftersale.shops import register_woocommerce_webhooks as register
+
+    done = register(runtime_module.current(), domain)
+    return {topic: what for topic, (what, _) in done.items()}

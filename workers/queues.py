@@ -42,6 +42,14 @@ def wait_for_nudge(runtime, timeout: float) -> bool:
     return runtime.redis.blpop([nudge_key(runtime)], timeout=max(timeout, 0.01)) is not None
 
 
+def enqueue_registration(runtime, domain: str) -> str:
+    """Create a connected WooCommerce store's webhooks in a worker; the job id."""
+    job = runtime.queue(DELIVERIES).enqueue(
+        "workers.jobs.register_woocommerce_webhooks", domain, failure_ttl=FAILURE_TTL
+    )
+    return job.id
+
+
 def enqueue_deliveries(runtime, ids: list[int]) -> dict[int, str]:
     """``process_deliveries`` jobs of up to DELIVERY_BATCH ids; returns id -> job id."""
     return _enqueue_chunks(

@@ -50,9 +50,9 @@ def cli():
 
 def build() -> click.Group:
     """The ``aftersale`` group with every command module registered (idempotent)."""
-    from aftersale.cli import actions, db, links, rules, run, templates, testing
+    from aftersale.cli import actions, db, links, rules, run, shops, templates, testing
 
-    for module in (run, db, rules, templates, links, testing, actions):
+    for module in (run, db, rules, templates, links, testing, actions, shops):
         module.register(cli)
     return cli
 

@@ -1,0 +1,142 @@
+"""Connecting stores: what the CLI and the web key exchange share.
+
+A WooCommerce store is connected with a REST API key (consumer key and
+secret), stored encrypted with the shop; Aftersale then creates its webhooks
+through the store's API with a secret it generates, so every delivery can be
+verified. Two ways in: ``aftersale shops add-woocommerce`` with a key made in
+WooCommerce > Settings > Advanced > REST API, or WooCommerce's own key
+exchange (``/wc-auth/v1/authorize``), where the store owner clicks "Approve"
+and the store posts a fresh key to ``/woocommerce/auth-callback``.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from itsdangerous import BadData, URLSafeTimedSerializer
+
+from aftersale import logs
+from connectors.woocommerce import shop_domain
+from store import shops as shop_store
+
+log = logs.get_logger("aftersale.shops")
+#: how long an authorize link is good for: the owner approves within minutes
+AUTHORIZE_MAX_AGE = 3600
+
+
+class ConnectError(Exception):
+    """A store could not be connected; the message says why and what to do."""
+
+
+def add_woocommerce(runtime, url: str, key: str, secret: str) -> tuple[int, str]:
+    """Store (or replace) a WooCommerce store's API key; (shop id, domain)."""
+    domain = shop_domain(url)
+    if not domain:
+        raise ConnectError(f"{url!r} is not a store address, e.g. https://shop.example.com")
+    if not key.startswith("ck_") or not secret.startswith("cs_"):
+        raise ConnectError("the key starts with ck_ and the secret with cs_ (REST API keys)")
+    base = url.strip().rstrip("/")
+    if "//" not in base:
+        base = f"https://{base}"
+    now = runtime.clock.now()
+    with runtime.engine.begin() as conn:
+        shop_id = shop_store.ensure_shop(conn, "woocommerce", domain, now)
+        shop_store.update_credentials(
+            conn,
+            shop_id,
+            runtime.config.secret_keys,
+            {"url": base, "consumer_key": key, "consumer_secret": secret},
+            now,
+        )
+    log.info("shop.connected", platform="woocommerce", shop=domain)
+    return shop_id, domain
+
+
+def delivery_url(runtime, domain: str) -> str:
+    """Where the store's webhooks post: one URL per shop, so the shop is known from the URL."""
+    return f"{runtime.config.public_url}/webhooks/woocommerce/{domain}"
+
+
+def register_woocommerce_webhooks(runtime, domain: str) -> dict:
+    """Create or re-activate the store's webhooks; {topic: (what was done, webhook id)}.
+
+    The webhook secret is generated once per shop and kept; registering again
+    reuses it, so webhooks already active keep working.
+    """
+    from connectors.woocommerce_api import WooCommerceAPI, new_webhook_secret
+
+    now = runtime.clock.now()
+    with runtime.engine.begin() as conn:
+        shop = shop_store.find_shop(conn, "woocommerce", domain)
+        if shop is None:
+            raise ConnectError(
+                f"no WooCommerce shop {domain!r}; add it first: aftersale shops add-woocommerce"
+            )
+        credentials = shop_store.credentials_of(shop, runtime.config.secret_keys)
+        secret = credentials.get("webhook_secret")
+        if not secret:
+            secret = new_webhook_secret()
+            shop_store.update_credentials(
+                conn, shop.id, runtime.config.secret_keys, {"webhook_secret": secret}, now
+            )
+            shop = shop_store.find_shop(conn, "woocommerce", domain)
+    api = WooCommerceAPI(shop_store.access(shop, runtime.config))
+    done = api.register_webhooks(delivery_url(runtime, domain), secret)
+    log.info(
+        "shop.webhooks_registered",
+        shop=domain,
+        **{
+            what: sum(1 for w, _ in done.values() if w == what)
+            for what in ("created", "reactivated", "unchanged")
+        },
+    )
+    return done
+
+
+# -- the key exchange -------------------------------------------------------------
+
+
+def _serializer(runtime) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(list(runtime.config.secret_keys), salt="woocommerce-connect")
+
+
+def authorize_url(runtime, store_url: str) -> str:
+    """The link a store owner opens to approve Aftersale in their WooCommerce admin.
+
+    ``user_id`` is a signed token naming the store, so the callback knows which
+    store a posted key belongs to and that the request started here.
+    """
+    domain = shop_domain(store_url)
+    if not domain:
+        raise ConnectError(f"{store_url!r} is not a store address")
+    base = store_url.strip().rstrip("/")
+    if "//" not in base:
+        base = f"https://{base}"
+    token = _serializer(runtime).dumps({"url": base})
+    public = runtime.config.public_url
+    query = urlencode(
+        {
+            "app_name": "Aftersale",
+            "scope": "read_write",
+            "user_id": token,
+            "return_url": f"{public}/woocommerce/connected",
+            "callback_url": f"{public}/woocommerce/auth-callback",
+        }
+    )
+    return f"{base}/wc-auth/v1/authorize?{query}"
+
+
+def accept_keys(runtime, posted: dict) -> tuple[int, str]:
+    """The store's POST to the callback: check the token, store the key; (shop id, domain)."""
+    try:
+        claims = _serializer(runtime).loads(
+            str(posted.get("user_id", "")), max_age=AUTHORIZE_MAX_AGE
+        )
+    except BadData as exc:
+        raise ConnectError("the user_id token is invalid or expired; start again") from exc
+    key, secret = posted.get("consumer_key"), posted.get("consumer_secret")
+    if not isinstance(key, str) or not isinstance(secret, str):
+        raise ConnectError("consumer_key and consumer_secret are required")
+    if posted.get("key_permissions") not in (None, "read_write"):
+        raise ConnectError("Aftersale needs read_write permissions")
+    return add_woocommerce(runtime, claims["url"], key, secret)
