@@ -115,6 +115,33 @@ def test_a_job_popped_by_a_worker_killed_before_starting_it_is_enqueued_again(
     assert len(sent) == len(ids) and max(sent.values()) == 1
 
 
+def test_a_job_started_by_a_worker_killed_before_it_claimed_its_actions_is_enqueued_again(
+    runtime, clock, work, smtp_server, scheduler
+):
+    """A SimpleWorker killed between starting a job and claiming its rows leaves the job
+    ``started`` until RQ's own cleanup many minutes later; the rows must not wait for that."""
+    from rq import Queue
+
+    from workers.queues import ACTIONS
+
+    shop_id, event_id, event = store_event(runtime)
+    ids = plant(runtime, shop_id, event_id, event, [EMAIL], count=3)
+    hand_off(runtime, ids)
+    connection = redis_lib.Redis.from_url(runtime.config.redis_url)
+    (job_id,) = {row.job_id for row in rows(runtime.engine, actions)}
+    assert connection.lpop(Queue(runtime.queue(ACTIONS).name, connection=connection).key)
+    started = clock.now().isoformat().replace("+00:00", "Z")
+    connection.hset(f"rq:job:{job_id}", mapping={"status": "started", "started_at": started})
+
+    clock.advance(timedelta(seconds=30))  # a live job claims its rows at once; give it time
+    assert scheduler.tick(clock.now()).lost_jobs_requeued == 0
+    clock.advance(timedelta(seconds=31))
+    assert scheduler.tick(clock.now()).lost_jobs_requeued == len(ids)
+    work()
+    sent = message_ids(smtp_server)
+    assert len(sent) == len(ids) and max(sent.values()) == 1
+
+
 def test_a_worker_lost_mid_run_is_run_again_after_its_lease(
     runtime, clock, work, smtp_server, scheduler
 ):

@@ -11,6 +11,7 @@ inspection with ``rq info``.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from redis import Redis
 from rq import Queue
@@ -95,7 +96,9 @@ def _enqueue_chunks(
 ENDED = {b"finished", b"failed", b"stopped", b"canceled"}
 
 
-def missing_jobs(redis: Redis, job_ids: set[str]) -> set[str]:
+def missing_jobs(
+    redis: Redis, job_ids: set[str], started_before: datetime | None = None
+) -> set[str]:
     """The job ids that will not run: gone, ended, or held by a worker that died.
 
     A row still waiting for such a job was lost and must be enqueued again.
@@ -104,28 +107,45 @@ def missing_jobs(redis: Redis, job_ids: set[str]) -> set[str]:
     before starting it (status still ``queued`` but in no queue: RQ pops
     with a plain BLPOP when a worker listens on several queues); a worker
     started it and died with its work-horse (the started-registry entry is
-    no longer renewed by heartbeats and expires). A false alarm only costs a
-    second job: claims are check-and-set, so a row is still run once.
+    no longer renewed by heartbeats and expires), or a job started before
+    ``started_before`` whose rows are still waiting: a live job claims its
+    rows first thing, so it died (a SimpleWorker killed mid-job leaves its
+    job ``started`` until RQ's own cleanup, many minutes later). A false alarm
+    only costs a second job: claims are check-and-set, so a row runs once.
     """
     ordered = [j for j in job_ids if j]
     if not ordered:
         return set()
     with redis.pipeline(transaction=False) as pipe:
         for job_id in ordered:
-            pipe.hmget(Job.key_for(job_id), "status", "origin")
+            pipe.hmget(Job.key_for(job_id), "status", "origin", "started_at")
         found = pipe.execute()
     gone, waiting, running = set(), [], {}
-    for job_id, (status, origin) in zip(ordered, found, strict=True):
+    for job_id, (status, origin, started_at) in zip(ordered, found, strict=True):
         if status is None or status in ENDED:
             gone.add(job_id)
         elif status == b"queued" and origin:
             waiting.append((job_id, origin.decode()))
+        elif status == b"started" and _started_before(started_at, started_before):
+            gone.add(job_id)
         elif status == b"started" and origin:
             running.setdefault(origin.decode(), []).append(job_id)
     gone |= _popped_and_dropped(redis, waiting)
     for origin, started in running.items():
         gone |= _started_by_the_dead(redis, origin, started)
     return gone
+
+
+def _started_before(started_at: bytes | None, moment: datetime | None) -> bool:
+    if moment is None or not started_at:
+        return False
+    try:
+        started = datetime.fromisoformat(started_at.decode().replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return started < moment
 
 
 def _popped_and_dropped(redis: Redis, waiting: list[tuple[str, str]]) -> set[str]:

@@ -159,7 +159,9 @@ class Scheduler:
             deliveries = delivery_store.queued_before(conn, before, self.batch)
             actions = action_store.queued_before(conn, before, self.batch)
         gone = missing_jobs(
-            self.runtime.redis, {r.job_id for r in deliveries} | {r.job_id for r in actions}
+            self.runtime.redis,
+            {r.job_id for r in deliveries} | {r.job_id for r in actions},
+            started_before=before,
         )
         lost_deliveries = [r.id for r in deliveries if not r.job_id or r.job_id in gone]
         lost_actions = [r.id for r in actions if not r.job_id or r.job_id in gone]

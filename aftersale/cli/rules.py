@@ -58,5 +58,169 @@ def check(ctx, folder):
     console.print("[green]OK[/green]")
 
 
+@rules_group.command("test")
+@click.option(
+    "--event",
+    "event_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a webhook payload file (repeat, or use --sequence)",
+)
+@click.option(
+    "--sequence",
+    "as_sequence",
+    is_flag=True,
+    help="FILES are one story, in the order they arrive (always the case; for readability)",
+)
+@click.argument("sequence", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--platform", type=click.Choice(["shopify", "woocommerce"]), help="default: guessed")
+@click.option("--topic", help="e.g. orders/create or order.updated (default: from the file)")
+@click.option("--at", "at_text", help="evaluate as if now were this time (ISO 8601, UTC)")
+@click.option(
+    "--history",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="folder of earlier payloads, replayed first (state only, not shown)",
+)
+@click.option("--rules", "folder", type=click.Path(path_type=Path), help="default: RULES_DIR")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@pass_context
+def test(
+    ctx, event_files, as_sequence, sequence, platform, topic, at_text, history, folder, as_json
+):
+    """Run real payloads (--event FILE, or FILES in order) through the connector and rules.
+
+    Nothing is sent and no database is touched. Order state carries from one
+    file to the next, as in production.
+
+    Prints, for every event, each rule listening to it: matched, or WHY not (the
+    first failing condition and the value it saw); the actions that would be
+    planned with due times and rendered subjects; and what later events cancel.
+    """
+    import json as json_module
+
+    from aftersale.events import parse_time
+    from aftersale.runtime import Runtime
+    from rules import RulesInvalid
+    from rules.simulate import SimulationError, simulate
+    from workers.template_check import load_rules_checked
+
+    files = [*event_files, *sequence]
+    if not files:
+        raise click.UsageError("give at least one --event FILE (or --sequence F1 F2 ...)")
+    folder = folder or ctx.config.rules_dir
+    runtime = Runtime(ctx.config.replace(rules_dir=folder))
+    try:
+        ruleset = load_rules_checked(folder, runtime.template_dirs)
+    except RulesInvalid as exc:
+        for error in exc.errors:
+            click.echo(str(error), err=True)
+        raise click.ClickException(f"{len(exc.errors)} error(s) in {folder}") from exc
+    try:
+        at = parse_time(at_text) if at_text else None
+    except ValueError as exc:
+        raise click.BadParameter(f"not a time: {at_text!r}", param_hint="--at") from exc
+    past = (
+        sorted(p for p in history.glob("*.json") if not p.name.endswith(".headers.json"))
+        if history
+        else []
+    )
+    try:
+        outcomes, seen = simulate(
+            ruleset,
+            files,
+            at=at,
+            history=past,
+            platform=platform,
+            topic=topic,
+            render=_subject_renderer(runtime, ruleset),
+        )
+    except SimulationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(
+            json_module.dumps(
+                {
+                    "rules": str(folder),
+                    "history_events": seen,
+                    "files": [
+                        {
+                            "file": o.file,
+                            "topic": o.topic,
+                            "outcome": o.outcome,
+                            "events": [e.as_dict() for e in o.events],
+                        }
+                        for o in outcomes
+                    ],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    _print_simulation(outcomes, seen, folder)
+
+
+def _subject_renderer(runtime, ruleset):
+    """(subject, recipient) of an email step, rendered as the worker would (sample links)."""
+    from workers.message_links import MessageLinks
+    from workers.previews import template_context
+    from workers.render import Renderer, message_locales
+
+    renderer = Renderer(runtime.template_dirs)
+    settings = ruleset.settings
+
+    def render(planned, event):
+        context = template_context(event, settings.shop_name or event.shop, planned.rule.name)
+        links = MessageLinks.sample(
+            runtime.link_signer,
+            settings.storefront,
+            platform=(event.source or {}).get("platform") or "shopify",
+            domain=event.shop,
+            category=planned.rule.category,
+            reply_to=settings.reply_to,
+        )
+        locales = message_locales(context, settings.default_locale)
+        rendered = renderer.render(planned.step.params["template"], context, locales, links)
+        recipient = (event.customer or {}).get("email") or (event.order or {}).get("email")
+        return rendered.subject, recipient
+
+    return render
+
+
+def _print_simulation(outcomes, seen: int, folder) -> None:
+    from rich.console import Console
+
+    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    console.print(f"rules: {folder}" + (f"; history: {seen} earlier event(s)" if seen else ""))
+    number = 0
+    for outcome in outcomes:
+        if not outcome.events:
+            console.print(f"\n{outcome.file} ({outcome.topic}): no event - {outcome.outcome}")
+            continue
+        for sim in outcome.events:
+            number += 1
+            console.print(
+                f"\n[bold]{number}. {sim.event.kind}[/bold] (key {sim.event.key})"
+                f" at {sim.event.occurred_at:%Y-%m-%d %H:%M} UTC"
+                f"  [dim]{outcome.file} {outcome.topic}[/dim]"
+            )
+            for step in sim.cancelled:
+                console.print(f"   [yellow]cancels[/yellow] {step.rule}: {step.step}")
+            if not sim.verdicts:
+                console.print("   no rule listens to this event")
+            for name, matched, reason in sim.verdicts:
+                mark = "[green]matched[/green]" if matched else "[red]no[/red]"
+                console.print(
+                    f"   {mark:<24} {name}" + ("" if matched else f": {reason}"), markup=True
+                )
+            for step in sim.planned:
+                line = f"     -> {step.step} due {step.due_at:%Y-%m-%d %H:%M} UTC"
+                if step.subject:
+                    line += f' "{step.subject}" to {step.recipient or "(no address)"}'
+                if step.problem:
+                    line += f" [red]template problem: {step.problem}[/red]"
+                console.print(line, markup=True)
+
+
 def register(group: click.Group) -> None:
     group.add_command(rules_group)
