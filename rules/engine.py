@@ -42,7 +42,7 @@ def plan(ruleset: RuleSet, event: Event, now: datetime) -> list[PlannedAction]:
     ctx["_now"] = now
     planned = []
     for rule in ruleset.for_kind(event.kind):
-        if not rule.applies_to_shop(event.shop) or not rule.condition(ctx):
+        if (rule.shops and event.shop not in rule.shops) or not rule.condition(ctx):
             continue
         subject = once_subject(rule, event)
         if subject is None:
