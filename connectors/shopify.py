@@ -372,9 +372,21 @@ class ShopifyConnector(Connector):
             state=state,
             order_id=order_id,
         )
-        return Normalized(
-            events=[event], state=_with_fulfillment(state, fulfillment, status, occurred)
-        )
+        new_state = _with_fulfillment(state, fulfillment, status, occurred)
+        events = [event]
+        if kind == "shipment.delivered" and _whole_order_delivered(new_state):
+            # A split shipment: one order.delivered when the last parcel arrives.
+            events.append(
+                self._event(
+                    "order.delivered",
+                    meta,
+                    order_id or fulfillment.get("order_id"),
+                    occurred,
+                    state=new_state,
+                    order_id=order_id,
+                )
+            )
+        return Normalized(events=events, state=new_state)
 
     def _event(self, kind, meta, key, occurred, *, state=None, order_id=None, **subjects) -> Event:
         """An event; events about an order carry the stored order, or at least its id.
@@ -578,6 +590,16 @@ def _with_fulfillment(state: OrderState, fulfillment: dict, status, at) -> Order
     extra["fulfillments"] = table
     order = state.order or {"id": fulfillment.get("order_id")}
     return OrderState(order=order, extra=extra, version=state.version)
+
+
+def _whole_order_delivered(state: OrderState) -> bool:
+    """Every fulfillment we know of is delivered, and the order is not partly unfulfilled."""
+    table = state.extra.get("fulfillments") or {}
+    if not table:
+        return False
+    if (state.order or {}).get("fulfillment_status") in ("partial", "unfulfilled"):
+        return False
+    return all(entry.get("status") in DELIVERED_STATUSES for entry in table.values())
 
 
 def seen_at(seen: dict) -> datetime | None:

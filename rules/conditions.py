@@ -504,6 +504,11 @@ def _compile_path(dotted: str, value, here: tuple, fields: dict) -> list[Conditi
     return [Check(dotted, "eq", value, compile_eq(value))]
 
 
+def check_field_path(dotted: str) -> None:
+    """Raise Invalid unless ``dotted`` names a field of the canonical event model."""
+    _check_path(dotted, (), FIELDS)
+
+
 def _check_path(dotted: str, here: tuple, fields: dict) -> None:
     """Refuse paths outside the canonical event model, suggesting the nearest field."""
     parts = dotted.split(".")

@@ -7,9 +7,11 @@ an event grows with the rules for its kind, not with all rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from aftersale.events import Event
+from aftersale.events import Event, parse_time
+from rules.conditions import resolve
 from rules.model import Rule, RuleSet, Step
 
 
@@ -21,6 +23,7 @@ class PlannedAction:
     step: Step
     due_at: datetime
     once_key: str  # unique per shop: the same rule never acts twice on one subject
+    deadline_at: datetime | None = None  # ``late: {skip_after}``: skipped when run after this
 
     @property
     def category(self) -> str:
@@ -47,10 +50,63 @@ def plan(ruleset: RuleSet, event: Event, now: datetime) -> list[PlannedAction]:
         subject = once_subject(rule, event)
         if subject is None:
             continue
-        due_at = event.occurred_at + rule.wait
+        if rule.once_within is not None:
+            # once per window: each trigger has its own key; processing looks for a recent one
+            subject = f"{subject}|{event.kind}:{event.key}"
+        due_at = due_time(rule, event, ctx)
         for step in rule.steps:
-            planned.append(PlannedAction(rule, step, due_at, f"{rule.name}|{subject}|{step.index}"))
+            step_due = due_at
+            if step.type in MESSAGE_STEPS and rule.honours_quiet_hours():
+                step_due = after_quiet_hours(step_due, ruleset.settings)
+            planned.append(
+                PlannedAction(
+                    rule,
+                    step,
+                    step_due,
+                    f"{rule.name}|{subject}|{step.index}",
+                    step_due + rule.skip_after if rule.skip_after is not None else None,
+                )
+            )
     return planned
+
+
+#: steps that reach a person, so quiet hours apply to them
+MESSAGE_STEPS = frozenset({"email", "sms"})
+
+
+def due_time(rule: Rule, event: Event, ctx: dict) -> datetime:
+    """The event's time plus ``wait``, or ``wait.until``'s time plus its offset.
+
+    A ``wait.until`` field missing from the event (a carrier that gives no
+    estimated delivery) falls back to the event's own time plus the offset.
+    """
+    if rule.wait_until:
+        for value in resolve(ctx, rule.wait_until):
+            try:
+                moment = parse_time(value) if isinstance(value, str) else None
+            except ValueError:
+                moment = None
+            if moment is not None:
+                return moment + rule.wait
+    return event.occurred_at + rule.wait
+
+
+def after_quiet_hours(moment: datetime, settings) -> datetime:
+    """``moment``, or the end of the shop's quiet hours when it falls inside them."""
+    if not settings.quiet_hours:
+        return moment
+    start, end = settings.quiet_hours
+    zone = ZoneInfo(settings.timezone)
+    local = moment.astimezone(zone)
+    clock = local.timetz().replace(tzinfo=None)
+    overnight = start > end  # e.g. 21:00-08:00
+    inside = (clock >= start or clock < end) if overnight else (start <= clock < end)
+    if not inside:
+        return moment
+    day = local.date()
+    if overnight and clock >= start:
+        day += timedelta(days=1)
+    return datetime.combine(day, end, tzinfo=zone).astimezone(UTC)
 
 
 def explain(ruleset: RuleSet, event: Event, now: datetime) -> list[Verdict]:

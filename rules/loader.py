@@ -13,8 +13,8 @@ from pathlib import Path
 
 from marshmallow import ValidationError
 
-from rules.conditions import ConditionErrors, compile_condition
-from rules.errors import RuleError, RulesInvalid, format_path, suggest
+from rules.conditions import ConditionErrors, check_field_path, compile_condition
+from rules.errors import Invalid, RuleError, RulesInvalid, format_path, suggest
 from rules.model import Rule, RuleSet, Settings, Step
 from rules.schema import RuleSchema, SettingsSchema, load_step
 from rules.source import Document, SyntaxProblem, load_document
@@ -91,7 +91,13 @@ def _load_settings(folder: Path, errors: list[RuleError]) -> Settings | None:
     except ValidationError as exc:
         errors.extend(_schema_errors(document, (), exc.messages, "settings", SettingsSchema))
         return None
-    return Settings(**values)
+    quiet = values.pop("quiet_hours")
+    cap = values.pop("frequency_cap")
+    return Settings(
+        **values,
+        quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
+        frequency_cap=(cap["max"], cap["per"]) if cap else None,
+    )
 
 
 def _load_file(
@@ -142,6 +148,12 @@ def _load_rule(
     except ConditionErrors as exc:
         errors.extend(_at(document, (index, "if", *p.path), label, p.message) for p in exc.problems)
     steps = _load_steps(document, index, raw.get("do"), templates, label, errors)
+    until = raw.get("wait", {}).get("until") if isinstance(raw.get("wait"), dict) else None
+    if isinstance(until, str) and until:
+        try:
+            check_field_path(until)
+        except Invalid as exc:
+            errors.append(_at(document, (index, "wait", "until"), label, exc.message))
     if len(errors) > before or values is None:
         return None
     line, _ = document.position((index,))
@@ -152,9 +164,14 @@ def _load_rule(
         condition=condition,
         steps=tuple(steps),
         category=values["category"],
-        wait=values["wait"],
+        wait=values["wait"]["offset"],
+        wait_until=tuple(values["wait"]["until"].split(".")) if values["wait"]["until"] else None,
         cancel_on=frozenset(values["cancel_on"]),
-        once_per=values["once_per"],
+        once_per=values["once_per"]["subject"],
+        once_within=values["once_per"]["within"],
+        skip_after=values["late"],
+        quiet_hours=values["quiet_hours"],
+        on_cap=values["on_cap"],
         enabled=values["enabled"],
         shops=frozenset(s.lower() for s in values["shops"]),
         source=f"{document.file}:{line}",
@@ -229,7 +246,8 @@ def _flatten(document, path: tuple, messages, label: str) -> list[RuleError]:
 
 
 def _at(document: Document, path: tuple, label: str, message: str) -> RuleError:
-    relative = format_path(tuple(p for p in path[1:] if p != ""))
+    inside = path[1:] if path and isinstance(path[0], int) else path  # a rule's index, or settings
+    relative = format_path(tuple(p for p in inside if p != ""))
     shown = f"{label}, {relative}" if relative else label
     if message == "Missing data for required field.":
         message = f"{path[-1]!r} is required"

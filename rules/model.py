@@ -35,6 +35,19 @@ class Rule:
     source: str = ""  # "file:line", for messages and `rules check`
     enabled: bool = True
     shops: frozenset[str] = frozenset()  # empty: every shop
+    #: wait until this field's time (a dotted path), plus ``wait``; None: the event's time
+    wait_until: tuple[str, ...] | None = None
+    #: a due action not sent this long after its due time is skipped as late
+    skip_after: timedelta | None = None
+    #: with ``once_per``: once per subject within this window, instead of once ever
+    once_within: timedelta | None = None
+    #: shift message steps out of the shop's quiet hours; None: marketing rules only
+    quiet_hours: bool | None = None
+    #: over the shop's marketing frequency cap: skip (default) or defer to when allowed
+    on_cap: str = "skip"
+
+    def honours_quiet_hours(self) -> bool:
+        return self.quiet_hours if self.quiet_hours is not None else self.category == "marketing"
 
     def applies_to_shop(self, shop: str) -> bool:
         return not self.shops or shop in self.shops
@@ -51,6 +64,10 @@ class Settings:
     shop_name: str | None = None
     #: links and product facts for messages
     storefront: Storefront = field(default_factory=Storefront)
+    #: (start, end) local times in ``timezone`` when no message goes out, e.g. 21:00-08:00
+    quiet_hours: tuple | None = None
+    #: (max, per): at most ``max`` marketing messages per customer within ``per``
+    frequency_cap: tuple | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -84,7 +101,12 @@ class RuleSet:
         return self.by_kind.get(kind, ())
 
     def get(self, name: str) -> Rule | None:
-        return next((rule for rule in self.rules if rule.name == name), None)
+        """A rule by name (workers look up each action's rule: a dict, not a scan)."""
+        named = self.__dict__.get("_by_name")
+        if named is None:
+            named = {rule.name: rule for rule in self.rules}
+            object.__setattr__(self, "_by_name", named)
+        return named.get(name)
 
     @property
     def cancelling_kinds(self) -> frozenset[str]:

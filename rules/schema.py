@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from datetime import time as dt_time
 from datetime import timedelta
 
 from jinja2 import TemplateSyntaxError
@@ -51,6 +52,93 @@ class EventKinds(fields.Field):
         return tuple(dict.fromkeys(kinds))
 
 
+class Wait(fields.Field):
+    """``7d``, or ``{until: fulfillment.estimated_delivery_at, offset: 1d}``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, dict):
+            unknown = set(value) - {"until", "offset"}
+            if unknown:
+                raise ValidationError(
+                    f"unknown key {sorted(unknown)[0]!r} in wait: use until and offset"
+                )
+            until = value.get("until")
+            if not isinstance(until, str) or not until:
+                raise ValidationError("wait.until is a field path, e.g. order.created_at")
+            offset = value.get("offset", "0m")
+            try:
+                return {"until": until, "offset": parse_duration(offset)}
+            except ValueError as exc:
+                raise ValidationError(f"offset: {exc}") from exc
+        try:
+            return {"until": None, "offset": parse_duration(value)}
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+class Late(fields.Field):
+    """``send`` (the default), or ``{skip_after: 24h}``: not sent more than that after due."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if value == "send":
+            return None
+        if isinstance(value, dict) and set(value) == {"skip_after"}:
+            try:
+                return parse_duration(value["skip_after"])
+            except ValueError as exc:
+                raise ValidationError(f"skip_after: {exc}") from exc
+        raise ValidationError("late is 'send' or {skip_after: DURATION}, e.g. {skip_after: 24h}")
+
+
+class OncePer(fields.Field):
+    """``order``, or ``{customer: 90d}``: once per subject, or once per subject per window."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            subject, within = value, None
+        elif isinstance(value, dict) and len(value) == 1:
+            ((subject, window),) = value.items()
+            try:
+                within = parse_duration(window)
+            except ValueError as exc:
+                raise ValidationError(f"{subject}: {exc}") from exc
+        else:
+            raise ValidationError(
+                "once_per is one of event, order, fulfillment, customer, or {customer: 90d}"
+            )
+        if subject not in ONCE_PER:
+            raise ValidationError(
+                f"unknown once_per {subject!r}{suggest(str(subject), ONCE_PER)};"
+                f" one of {', '.join(ONCE_PER)}"
+            )
+        return {"subject": subject, "within": within}
+
+
+class ClockTime(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
+        if not match:
+            raise ValidationError(f"expected a time of day like 21:00, got {text!r}")
+        return dt_time(int(match.group(1)), int(match.group(2)))
+
+
+class QuietHoursSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    start = ClockTime(required=True)
+    end = ClockTime(required=True)
+
+
+class FrequencyCapSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    max = fields.Integer(required=True, validate=validate.Range(min=1))
+    per = Duration(required=True)
+
+
 class TimeZone(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         name = super()._deserialize(value, attr, data, **kwargs)
@@ -76,9 +164,12 @@ class RuleSchema(StrictSchema):
     description = fields.String(load_default="")
     on = EventKinds(required=True)
     if_ = fields.Raw(data_key="if", load_default=None, allow_none=True)
-    wait = Duration(load_default=timedelta(0))
+    wait = Wait(load_default=lambda: {"until": None, "offset": timedelta(0)})
     cancel_on = EventKinds(load_default=())
-    once_per = fields.String(load_default="event", validate=validate.OneOf(ONCE_PER))
+    once_per = OncePer(load_default=lambda: {"subject": "event", "within": None})
+    late = Late(load_default=None)
+    quiet_hours = fields.Boolean(load_default=None)
+    on_cap = fields.String(load_default="skip", validate=validate.OneOf(("skip", "defer")))
     category = fields.String(
         required=True,
         validate=validate.OneOf(CATEGORIES),
@@ -218,6 +309,8 @@ class SettingsSchema(StrictSchema):
     timezone = TimeZone(load_default="UTC")
     shop_name = fields.String(load_default=None)
     storefront = fields.Nested(StorefrontSchema, load_default=lambda: StorefrontSchema().load({}))
+    quiet_hours = fields.Nested(QuietHoursSchema, load_default=None)
+    frequency_cap = fields.Nested(FrequencyCapSchema, load_default=None)
 
 
 def _fail(message: str):

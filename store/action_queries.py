@@ -57,3 +57,20 @@ def search(
     if rule:
         stmt = stmt.where(actions.c.rule == rule)
     return conn.execute(stmt.order_by(actions.c.id.desc()).limit(limit)).all()
+
+
+def marketing_sent_since(conn, shop_id: int, customer_ref: str, since, exclude_id: int) -> list:
+    """When each marketing message to this customer since ``since`` was sent (for the cap)."""
+    return list(
+        conn.execute(
+            select(actions.c.finished_at).where(
+                actions.c.shop_id == shop_id,
+                actions.c.customer_ref == customer_ref,
+                actions.c.category == "marketing",
+                actions.c.action_type.in_(("email", "sms")),
+                actions.c.status == "sent",
+                actions.c.finished_at >= since,
+                actions.c.id != exclude_id,
+            )
+        ).scalars()
+    )

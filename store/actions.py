@@ -74,6 +74,45 @@ def create(conn: Connection, rows: list[dict], now: datetime) -> list[tuple[int,
     return created
 
 
+SUBJECT_COLUMNS = {
+    "order": "order_ref",
+    "customer": "customer_ref",
+    "fulfillment": "fulfillment_ref",
+}
+#: an action in one of these counts for ``once_per ... within``: planned or tried; a skipped
+#: one (cancelled, no consent, late, ...) never happened
+COUNTED = (
+    ActionStatus.SCHEDULED,
+    ActionStatus.WAITING,
+    ActionStatus.QUEUED,
+    ActionStatus.RUNNING,
+    ActionStatus.SENT,
+    ActionStatus.FAILED,
+    ActionStatus.DEAD,
+)
+
+
+def acted_within(
+    conn: Connection, shop_id: int, rule: str, subject: str, ref: str | None, since: datetime
+) -> bool:
+    """Whether ``rule`` already acted (or will) on this order/customer/fulfillment since then."""
+    column = SUBJECT_COLUMNS.get(subject)
+    if column is None or not ref:
+        return False
+    found = conn.execute(
+        select(actions.c.id)
+        .where(
+            actions.c.shop_id == shop_id,
+            actions.c[column] == ref,
+            actions.c.rule == rule,
+            actions.c.created_at >= since,
+            actions.c.status.in_([s.value for s in COUNTED]),
+        )
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def max_attempts_for(action_type: str) -> int:
     return MAX_ATTEMPTS_BY_STEP.get(action_type, DEFAULT_MAX_ATTEMPTS)
 

@@ -143,8 +143,8 @@ def test_missing_required_keys_and_bad_values(tmp_path):
     assert "bad.yaml:1:3: rule 'Bad Name', name: rule names are lower-case" in joined
     assert "bad.yaml:3:3: rule 'Bad Name', wait: bad duration '7 days'" in joined
     assert (
-        "bad.yaml:4:3: rule 'Bad Name', once_per: Must be one of: event, order, fulfillment, customer."
-        in joined
+        "bad.yaml:4:3: rule 'Bad Name', once_per: unknown once_per 'shipment';"
+        " one of event, order, fulfillment, customer" in joined
     )
     assert "bad.yaml:5:3: rule 'Bad Name', do: a rule needs at least one step" in joined
     assert "rule 'Bad Name', category: category is required" in joined

@@ -63,8 +63,12 @@ EXPECTED = {
         [("shipment.attempted", f"{FULFILLMENT}:shipment.attempted")],
         "processed",
     ),
+    # the order's only fulfillment delivered: the whole order is delivered too
     "fulfillments__update__delivered": (
-        [("shipment.delivered", f"{FULFILLMENT}:shipment.delivered")],
+        [
+            ("shipment.delivered", f"{FULFILLMENT}:shipment.delivered"),
+            ("order.delivered", ORDER),
+        ],
         "processed",
     ),
     "fulfillments__update__failure": (
@@ -73,7 +77,10 @@ EXPECTED = {
     ),
     "fulfillments__update__unknown_status": ([], "unknown_status"),
     "fulfillment_events__create": (
-        [("shipment.delivered", f"{FULFILLMENT}:shipment.delivered")],
+        [
+            ("shipment.delivered", f"{FULFILLMENT}:shipment.delivered"),
+            ("order.delivered", ORDER),
+        ],
         "processed",
     ),
     "refunds__create": ([("order.refunded", "930123456789")], "processed"),
@@ -198,7 +205,8 @@ def test_an_older_shipment_update_is_stale():
 
 def test_fulfillment_event_keeps_tracking_from_the_fulfillment():
     created = normalize("fulfillments__create", known_order_state())
-    (event,) = normalize("fulfillment_events__create", created.state).events
+    event, whole_order = normalize("fulfillment_events__create", created.state).events
+    assert whole_order.kind == "order.delivered"
     assert event.fulfillment["tracking_number"] == "1234567890"
     assert event.fulfillment["location"] == {"city": "Beograd", "country": "Serbia", "zip": "11000"}
 

@@ -32,7 +32,7 @@ from store.actions import FINAL, ActionStatus
 from store.sql import commit_without_flush_wait
 from workers.channels.base import RecipientGone, SendResult
 from workers.executors import EXECUTORS, ActionContext, Prepared
-from workers.policy import Skip
+from workers.policy import Skip, check_frequency_cap
 from workers.render import TemplateProblem
 
 log = logs.get_logger("workers.actions")
@@ -282,6 +282,8 @@ def _prepare(runtime, action, now: datetime):
         steps = _earlier_results(conn, action, now)
         context = _template_context(runtime, action, event, shop, customer, steps)
         ctx = ActionContext(action, event, shop, customer, context)
+        ruleset = runtime.rules
+        check_frequency_cap(conn, ruleset.settings, ruleset.get(action.rule), action, now)
         return executor, executor.prepare(runtime, conn, ctx)
 
 

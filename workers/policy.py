@@ -8,6 +8,8 @@ unsubscribe.
 
 from __future__ import annotations
 
+from aftersale.errors import Defer
+from store import action_queries
 from store import messages as message_store
 
 CONSENT_FIELD = {"email": "accepts_email_marketing", "sms": "accepts_sms_marketing"}
@@ -31,3 +33,26 @@ def check_recipient(conn, action, channel: str, address: str, customer: dict) ->
         raise Skip(
             "no_consent", f"marketing {channel} needs the customer's {channel} marketing consent"
         )
+
+
+def check_frequency_cap(conn, settings, rule, action, now) -> None:
+    """At most ``max`` marketing messages per customer within ``per`` (settings.yaml).
+
+    Over the cap the action is skipped (``capped``), or deferred to when the
+    oldest counted message leaves the window if its rule says ``on_cap: defer``.
+    Transactional messages never count and are never capped.
+    """
+    if settings.frequency_cap is None or action.category != "marketing":
+        return
+    if action.action_type not in ("email", "sms") or not action.customer_ref:
+        return
+    limit, per = settings.frequency_cap
+    sent = action_queries.marketing_sent_since(
+        conn, action.shop_id, action.customer_ref, now - per, action.id
+    )
+    if len(sent) < limit:
+        return
+    detail = f"{len(sent)} marketing message(s) to this customer within {per}"
+    if rule is not None and rule.on_cap == "defer":
+        raise Defer(min(sent) + per, f"frequency cap: {detail}")
+    raise Skip("capped", detail)

@@ -121,7 +121,9 @@ def _handle_event(conn, ruleset, shop, delivery_pk: int, event: Event, now: date
         cancelled = action_store.cancel_for_event(conn, shop.id, event.order_ref, event.kind, now)
         if cancelled:
             log.info("actions.cancelled", action_ids=cancelled, by=event.kind)
-        planned = plan(ruleset, event, now)
+        planned = [
+            p for p in plan(ruleset, event, now) if not _acted_recently(conn, shop, event, p, now)
+        ]
         rows = [
             {
                 "shop_id": shop.id,
@@ -136,6 +138,7 @@ def _handle_event(conn, ruleset, shop, delivery_pk: int, event: Event, now: date
                 "fulfillment_ref": event.fulfillment_ref,
                 "once_key": f"{shop.id}|{p.once_key}",
                 "due_at": p.due_at,
+                "deadline_at": p.deadline_at,
                 "cancel_on": sorted(p.rule.cancel_on),
             }
             for p in planned
@@ -146,6 +149,24 @@ def _handle_event(conn, ruleset, shop, delivery_pk: int, event: Event, now: date
         if len(created) < len(rows):
             log.info("actions.already_planned", count=len(rows) - len(created))
     return [action_id for action_id, status in created if status == "queued"]
+
+
+def _acted_recently(conn, shop, event: Event, planned, now: datetime) -> bool:
+    """``once_per: {customer: 90d}``: this rule already acted on the subject within the window."""
+    rule = planned.rule
+    if rule.once_within is None:
+        return False
+    ref = {
+        "order": event.order_ref,
+        "customer": event.customer_ref,
+        "fulfillment": event.fulfillment_ref,
+    }.get(rule.once_per)
+    recent = action_store.acted_within(
+        conn, shop.id, rule.name, rule.once_per, ref, now - rule.once_within
+    )
+    if recent:
+        log.info("action.once_within", rule=rule.name, subject=rule.once_per)
+    return recent
 
 
 def _enrich(conn, shop_id: int, event: Event, state: OrderState, now: datetime) -> Event:

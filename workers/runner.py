@@ -7,6 +7,8 @@ so the worker runs them in-process. Run more processes to use more cores.
 
 from __future__ import annotations
 
+import signal
+
 from rq import SimpleWorker
 
 from aftersale import logs
@@ -35,11 +37,37 @@ def check_channels(runtime) -> None:
         runtime.sms  # noqa: B018 - building it validates SMS_URL
 
 
+def reload_on_sighup(runtime) -> None:
+    """``kill -HUP <worker>`` loads the rules folder again, all or nothing.
+
+    A folder that fails to load leaves the rules in force untouched (the
+    errors are logged with file and line); a good one replaces them between
+    jobs' evaluations at once. Check a folder first with ``aftersale rules check``.
+    """
+
+    def reload(_signum, _frame):
+        from rules import RulesInvalid
+
+        try:
+            fresh = runtime.reload_rules()
+        except RulesInvalid as exc:
+            log.error(
+                "rules.reload_failed",
+                errors=[str(e) for e in exc.errors][:20],
+                kept="the rules already in force",
+            )
+            return
+        log.info("rules.reloaded", rules=len(fresh.rules), folder=fresh.folder)
+
+    signal.signal(signal.SIGHUP, reload)
+
+
 def run_worker(runtime, *, burst: bool = False, name: str | None = None) -> bool:
     """Work until stopped (or, with ``burst``, until the queues are empty)."""
     worker = make_worker(runtime, name=name)
     runtime.load_rules_or_fail()  # a bad rules folder stops the worker here, before any job
     check_channels(runtime)
+    reload_on_sighup(runtime)
     try:
         return worker.work(
             burst=burst, logging_level=runtime.config.log_level, with_scheduler=False
