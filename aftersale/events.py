@@ -274,20 +274,28 @@ FIELDS: dict[str, dict] = {
         "shipping_address": _ADDRESS,
         "billing_address": _ADDRESS,
     },
-    "customer": dict.fromkeys(
-        (
-            "id",
-            "email",
-            "phone",
-            "first_name",
-            "last_name",
-            "locale",
-            "tags",
-            "orders_count",
-            "accepts_email_marketing",
-            "accepts_sms_marketing",
-        )
-    ),
+    "customer": {
+        **dict.fromkeys(
+            (
+                "id",
+                "email",
+                "phone",
+                "first_name",
+                "last_name",
+                "locale",
+                "tags",
+                "orders_count",
+                "accepts_email_marketing",
+                "accepts_sms_marketing",
+                # history facts, from stored orders (rules/history.py)
+                "total_spent",
+                "last_order_at",
+            )
+        ),
+        "purchases": dict.fromkeys(
+            ("sku", "product_id", "variant_id", "product_type", "title", "at")
+        ),
+    },
     "fulfillment": {
         **dict.fromkeys(
             (

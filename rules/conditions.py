@@ -476,6 +476,13 @@ def _compile(spec, path: tuple, fields: dict, problems: list[Invalid]) -> Condit
 
 
 def _compile_path(dotted: str, value, here: tuple, fields: dict) -> list[Condition]:
+    if dotted == "customer.has_purchased":
+        from rules.history import HasPurchased
+
+        try:
+            return [HasPurchased(value)]
+        except Invalid as exc:
+            raise Invalid(exc.message, here + exc.path) from exc
     _check_path(dotted, here, fields)
     if isinstance(value, dict):
         if not value:

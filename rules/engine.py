@@ -24,6 +24,8 @@ class PlannedAction:
     due_at: datetime
     once_key: str  # unique per shop: the same rule never acts twice on one subject
     deadline_at: datetime | None = None  # ``late: {skip_after}``: skipped when run after this
+    #: ``wait_for``: the action waits for these events; ``due_at`` is then the timeout
+    waiting: dict | None = None
 
     @property
     def category(self) -> str:
@@ -50,13 +52,21 @@ def plan(ruleset: RuleSet, event: Event, now: datetime) -> list[PlannedAction]:
         subject = once_subject(rule, event)
         if subject is None:
             continue
-        if rule.once_within is not None:
-            # once per window: each trigger has its own key; processing looks for a recent one
+        if rule.once_within is not None or rule.mode != "single":
+            # each trigger has its own key; processing applies the window and the mode
             subject = f"{subject}|{event.kind}:{event.key}"
         due_at = due_time(rule, event, ctx)
+        waiting = None
+        if rule.wait_for is not None:
+            due_at = event.occurred_at + rule.wait_for["timeout"]
+            waiting = {
+                "events": list(rule.wait_for["events"]),
+                "on_timeout": rule.wait_for["on_timeout"],
+                "wait_seconds": int(rule.wait.total_seconds()),
+            }
         for step in rule.steps:
             step_due = due_at
-            if step.type in MESSAGE_STEPS and rule.honours_quiet_hours():
+            if waiting is None and step.type in MESSAGE_STEPS and rule.honours_quiet_hours():
                 step_due = after_quiet_hours(step_due, ruleset.settings)
             planned.append(
                 PlannedAction(
@@ -65,6 +75,7 @@ def plan(ruleset: RuleSet, event: Event, now: datetime) -> list[PlannedAction]:
                     step_due,
                     f"{rule.name}|{subject}|{step.index}",
                     step_due + rule.skip_after if rule.skip_after is not None else None,
+                    waiting,
                 )
             )
     return planned

@@ -172,6 +172,8 @@ def _load_rule(
         skip_after=values["late"],
         quiet_hours=values["quiet_hours"],
         on_cap=values["on_cap"],
+        wait_for=values["wait_for"],
+        mode=values["mode"],
         enabled=values["enabled"],
         shops=frozenset(s.lower() for s in values["shops"]),
         source=f"{document.file}:{line}",

@@ -45,6 +45,11 @@ class Rule:
     quiet_hours: bool | None = None
     #: over the shop's marketing frequency cap: skip (default) or defer to when allowed
     on_cap: str = "skip"
+    #: wait for a later event on the same order: {"events", "timeout", "on_timeout"}
+    wait_for: dict | None = None
+    #: a second trigger for the same subject while one is pending: ignore it (single),
+    #: replace the pending action (restart), or plan another beside it (queued)
+    mode: str = "single"
 
     def honours_quiet_hours(self) -> bool:
         return self.quiet_hours if self.quiet_hours is not None else self.category == "marketing"
@@ -96,6 +101,17 @@ class RuleSet:
             templates=frozenset(templates),
             folder=folder,
         )
+
+    @property
+    def needs_history(self) -> bool:
+        """Whether any rule asks about the customer's earlier orders (computed once)."""
+        known = self.__dict__.get("_needs_history")
+        if known is None:
+            from rules.history import uses_history
+
+            known = any(uses_history(rule.condition) for rule in self.rules if rule.enabled)
+            object.__setattr__(self, "_needs_history", known)
+        return known
 
     def for_kind(self, kind: str) -> tuple[Rule, ...]:
         return self.by_kind.get(kind, ())

@@ -76,6 +76,33 @@ class Wait(fields.Field):
             raise ValidationError(str(exc)) from exc
 
 
+class WaitFor(fields.Field):
+    """``{event: shipment.delivered, timeout: 14d, on_timeout: send}``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise ValidationError(
+                "wait_for is {event: KIND or [KINDS], timeout: DURATION, on_timeout: send|skip}"
+            )
+        unknown = set(value) - {"event", "timeout", "on_timeout"}
+        if unknown:
+            name = sorted(unknown)[0]
+            raise ValidationError(
+                f"unknown key {name!r} in wait_for{suggest(name, ('event', 'timeout', 'on_timeout'))}"
+            )
+        kinds = EventKinds()._deserialize(value.get("event"), attr, data)
+        if "timeout" not in value:
+            raise ValidationError("wait_for needs a timeout, e.g. timeout: 14d")
+        try:
+            timeout = parse_duration(value["timeout"])
+        except ValueError as exc:
+            raise ValidationError(f"timeout: {exc}") from exc
+        on_timeout = value.get("on_timeout", "send")
+        if on_timeout not in ("send", "skip"):
+            raise ValidationError("on_timeout is send or skip")
+        return {"events": kinds, "timeout": timeout, "on_timeout": on_timeout}
+
+
 class Late(fields.Field):
     """``send`` (the default), or ``{skip_after: 24h}``: not sent more than that after due."""
 
@@ -168,6 +195,10 @@ class RuleSchema(StrictSchema):
     cancel_on = EventKinds(load_default=())
     once_per = OncePer(load_default=lambda: {"subject": "event", "within": None})
     late = Late(load_default=None)
+    wait_for = WaitFor(load_default=None)
+    mode = fields.String(
+        load_default="single", validate=validate.OneOf(("single", "restart", "queued"))
+    )
     quiet_hours = fields.Boolean(load_default=None)
     on_cap = fields.String(load_default="skip", validate=validate.OneOf(("skip", "defer")))
     category = fields.String(

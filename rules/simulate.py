@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aftersale.events import Event, iso, parse_time
@@ -42,6 +42,11 @@ class PlannedStep:
     recipient: str | None = None
     cancelled_by: str | None = None
     problem: str | None = None
+    #: ``wait_for``: the kinds it waits for, and the rule's wait after one of them
+    waits_for: frozenset[str] = frozenset()
+    wait_after: timedelta = timedelta(0)
+    released_by: str | None = None
+    timeout_at: datetime | None = None  # for a waiting step: when it stops waiting
 
     def as_dict(self) -> dict:
         return {
@@ -52,6 +57,8 @@ class PlannedStep:
             "recipient": self.recipient,
             "cancelled_by": self.cancelled_by,
             "problem": self.problem,
+            "waits_for": sorted(self.waits_for) if self.waits_for else None,
+            "released_by": self.released_by,
         }
 
 
@@ -63,6 +70,7 @@ class SimulatedEvent:
     verdicts: list[tuple[str, bool, str | None]] = field(default_factory=list)
     planned: list[PlannedStep] = field(default_factory=list)
     cancelled: list[PlannedStep] = field(default_factory=list)
+    released: list[PlannedStep] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {
@@ -77,6 +85,9 @@ class SimulatedEvent:
             ],
             "actions": [p.as_dict() for p in self.planned],
             "cancels": [{"rule": p.rule, "step": p.step} for p in self.cancelled],
+            "releases": [
+                {"rule": p.rule, "step": p.step, "due_at": iso(p.due_at)} for p in self.released
+            ],
         }
 
 
@@ -182,6 +193,16 @@ def _evaluate(ruleset, event: Event, file: str, topic: str, pending, at, render)
         ):
             step.cancelled_by = f"{event.kind} ({Path(file).name})"
             sim.cancelled.append(step)
+    for step in pending:
+        if (
+            step.cancelled_by is None
+            and step.released_by is None
+            and event.kind in step.waits_for
+            and step.order_ref == event.order_ref
+        ):
+            step.released_by = f"{event.kind} ({Path(file).name})"
+            step.due_at = event.occurred_at + step.wait_after
+            sim.released.append(step)
     sim.verdicts = [(v.rule.name, v.matched, v.reason) for v in explain(ruleset, event, now)]
     for planned in plan(ruleset, event, now):
         step = PlannedStep(
@@ -190,6 +211,9 @@ def _evaluate(ruleset, event: Event, file: str, topic: str, pending, at, render)
             due_at=planned.due_at,
             order_ref=event.order_ref,
             cancel_on=planned.rule.cancel_on,
+            waits_for=frozenset((planned.waiting or {}).get("events") or ()),
+            wait_after=planned.rule.wait,
+            timeout_at=planned.due_at if planned.waiting else None,
         )
         if render is not None and planned.step.type == "email":
             try:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from store.sql import commit_without_flush_wait, for_update, insert_ignore
@@ -57,7 +57,12 @@ def create(conn: Connection, rows: list[dict], now: datetime) -> list[tuple[int,
     """
     created = []
     for row in rows:
-        status = ActionStatus.QUEUED if row["due_at"] <= now else ActionStatus.SCHEDULED
+        if row.get("wait_for"):
+            status = ActionStatus.WAITING  # due_at is the timeout
+        elif row["due_at"] <= now:
+            status = ActionStatus.QUEUED
+        else:
+            status = ActionStatus.SCHEDULED
         values = {
             "max_attempts": max_attempts_for(row["action_type"]),
             **row,
@@ -92,25 +97,60 @@ COUNTED = (
 )
 
 
+#: what ``mode: restart|queued`` counts as done: a second trigger after these is ignored
+DONE = (ActionStatus.RUNNING, ActionStatus.SENT, ActionStatus.FAILED, ActionStatus.DEAD)
+
+
 def acted_within(
-    conn: Connection, shop_id: int, rule: str, subject: str, ref: str | None, since: datetime
+    conn: Connection,
+    shop_id: int,
+    rule: str,
+    subject: str,
+    ref: str | None,
+    since: datetime | None,
+    statuses=COUNTED,
 ) -> bool:
     """Whether ``rule`` already acted (or will) on this order/customer/fulfillment since then."""
     column = SUBJECT_COLUMNS.get(subject)
     if column is None or not ref:
         return False
-    found = conn.execute(
-        select(actions.c.id)
-        .where(
-            actions.c.shop_id == shop_id,
-            actions.c[column] == ref,
-            actions.c.rule == rule,
-            actions.c.created_at >= since,
-            actions.c.status.in_([s.value for s in COUNTED]),
-        )
-        .limit(1)
-    ).first()
-    return found is not None
+    where = [
+        actions.c.shop_id == shop_id,
+        actions.c[column] == ref,
+        actions.c.rule == rule,
+        actions.c.status.in_([s.value for s in statuses]),
+    ]
+    if since is not None:
+        where.append(actions.c.created_at >= since)
+    return conn.execute(select(actions.c.id).where(*where).limit(1)).first() is not None
+
+
+def restart_pending(
+    conn: Connection, shop_id: int, rule: str, subject: str, ref: str | None, now: datetime
+) -> list[int]:
+    """``mode: restart``: this rule's pending actions for the subject are replaced (skipped)."""
+    column = SUBJECT_COLUMNS.get(subject)
+    if column is None or not ref:
+        return []
+    return list(
+        conn.execute(
+            update(actions)
+            .where(
+                actions.c.shop_id == shop_id,
+                actions.c[column] == ref,
+                actions.c.rule == rule,
+                actions.c.status.in_([ActionStatus.SCHEDULED.value, ActionStatus.WAITING.value]),
+            )
+            .values(
+                status=ActionStatus.SKIPPED.value,
+                skip_reason="restarted",
+                last_error="replaced by a later trigger (mode: restart)",
+                finished_at=now,
+                updated_at=now,
+            )
+            .returning(actions.c.id)
+        ).scalars()
+    )
 
 
 def max_attempts_for(action_type: str) -> int:
@@ -147,6 +187,80 @@ def cancel_for_event(
             )
         )
     return ids
+
+
+def release_waiting(
+    conn: Connection, shop_id: int, order_ref: str | None, kind: str, at: datetime, now: datetime
+) -> list[int]:
+    """``wait_for``: the awaited event came; waiting actions of this order are due at the
+    event's time plus their rule's wait. The ids of those due already, now ``queued`` for the
+    caller to hand to RQ after commit (the others are ``scheduled``)."""
+    if order_ref is None:
+        return []
+    waiting = conn.execute(
+        for_update(
+            conn,
+            select(actions.c.id, actions.c.wait_for).where(
+                actions.c.shop_id == shop_id,
+                actions.c.order_ref == order_ref,
+                actions.c.status == ActionStatus.WAITING.value,
+            ),
+        )
+    ).all()
+    released = []
+    for row in waiting:
+        spec = row.wait_for or {}
+        if kind not in (spec.get("events") or ()):
+            continue
+        due = at + timedelta(seconds=spec.get("wait_seconds") or 0)
+        status = ActionStatus.QUEUED if due <= now else ActionStatus.SCHEDULED
+        done = conn.execute(
+            update(actions)
+            .where(actions.c.id == row.id, actions.c.status == ActionStatus.WAITING.value)
+            .values(
+                status=status.value,
+                due_at=due,
+                queued_at=now if status is ActionStatus.QUEUED else None,
+                updated_at=now,
+            )
+        )
+        if done.rowcount and status is ActionStatus.QUEUED:
+            released.append(row.id)
+    return released
+
+
+def time_out_waiting(conn: Connection, now: datetime, limit: int) -> tuple[list[int], list[int]]:
+    """``wait_for`` timeouts: (ids now due to send, ids skipped), per each rule's on_timeout."""
+    expired = conn.execute(
+        for_update(
+            conn,
+            select(actions.c.id, actions.c.wait_for)
+            .where(actions.c.status == ActionStatus.WAITING.value, actions.c.due_at <= now)
+            .limit(limit),
+            skip_locked=True,
+        )
+    ).all()
+    send = [r.id for r in expired if (r.wait_for or {}).get("on_timeout", "send") == "send"]
+    skip = [r.id for r in expired if r.id not in send]
+    if send:
+        conn.execute(
+            update(actions)
+            .where(actions.c.id.in_(send), actions.c.status == ActionStatus.WAITING.value)
+            .values(status=ActionStatus.SCHEDULED.value, updated_at=now)
+        )
+    if skip:
+        conn.execute(
+            update(actions)
+            .where(actions.c.id.in_(skip), actions.c.status == ActionStatus.WAITING.value)
+            .values(
+                status=ActionStatus.SKIPPED.value,
+                skip_reason="timeout",
+                last_error="the awaited event did not come in time",
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+    return send, skip
 
 
 def claim_due(conn: Connection, now: datetime, limit: int) -> list[int]:
@@ -233,12 +347,25 @@ def transition(
     """Check-and-set one action from ``frm`` to ``to``; False when it was not in ``frm``."""
     if to in FINAL:
         values.setdefault("finished_at", now)
-    result = conn.execute(
-        update(actions)
-        .where(actions.c.id == action_id, actions.c.status == frm.value)
-        .values(status=to.value, updated_at=now, **values)
-    )
-    return result.rowcount == 1
+    names = tuple(sorted(values))
+    stmt = _TRANSITIONS.get(names)
+    if stmt is None:
+        # Built once per set of columns: building the expression cost more than running it.
+        stmt = _TRANSITIONS[names] = (
+            update(actions)
+            .where(actions.c.id == bindparam("w_id"), actions.c.status == bindparam("w_from"))
+            .values(
+                status=bindparam("v_status"),
+                updated_at=bindparam("v_updated_at"),
+                **{name: bindparam(f"v_{name}") for name in names},
+            )
+        )
+    params = {f"v_{name}": value for name, value in values.items()}
+    params.update(w_id=action_id, w_from=frm.value, v_status=to.value, v_updated_at=now)
+    return conn.execute(stmt, params).rowcount == 1
+
+
+_TRANSITIONS: dict[tuple, object] = {}
 
 
 def release_expired_leases(conn: Connection, now: datetime) -> list[int]:

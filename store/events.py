@@ -42,3 +42,19 @@ _EVENT_BY_ID = select(events).where(events.c.id == bindparam("event_id"))
 
 def get_event(conn: Connection, event_id: int):
     return conn.execute(_EVENT_BY_ID, {"event_id": event_id}).first()
+
+
+_CUSTOMER_ORDERS = (
+    select(events.c.order_ref, events.c.occurred_at, events.c.payload)
+    .where(
+        events.c.shop_id == bindparam("shop_id"),
+        events.c.customer_ref == bindparam("customer_ref"),
+        events.c.kind == "order.created",
+    )
+    .order_by(events.c.occurred_at)
+)
+
+
+def customer_orders(conn: Connection, shop_id: int, customer_ref: str) -> list:
+    """The customer's stored ``order.created`` events, oldest first (one indexed query)."""
+    return conn.execute(_CUSTOMER_ORDERS, {"shop_id": shop_id, "customer_ref": customer_ref}).all()

@@ -127,6 +127,7 @@ events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("shop_id", "kind", "event_key", name="uq_events_shop_kind_key"),
     Index("ix_events_shop_order", "shop_id", "order_ref"),
+    Index("ix_events_shop_customer_kind", "shop_id", "customer_ref", "kind"),
 )
 
 actions = Table(

@@ -20,6 +20,7 @@ from aftersale.events import Event
 from connectors import get_connector
 from connectors.base import DeliveryMeta, OrderState
 from rules import plan
+from rules.history import customer_history, with_history
 from store import actions as action_store
 from store import deliveries as delivery_store
 from store import events as event_store
@@ -121,8 +122,14 @@ def _handle_event(conn, ruleset, shop, delivery_pk: int, event: Event, now: date
         cancelled = action_store.cancel_for_event(conn, shop.id, event.order_ref, event.kind, now)
         if cancelled:
             log.info("actions.cancelled", action_ids=cancelled, by=event.kind)
+        released = action_store.release_waiting(
+            conn, shop.id, event.order_ref, event.kind, event.occurred_at, now
+        )
+        if released:
+            log.info("actions.wait_over", action_ids=released, by=event.kind)
+        judged = _with_customer_history(conn, ruleset, shop.id, event)
         planned = [
-            p for p in plan(ruleset, event, now) if not _acted_recently(conn, shop, event, p, now)
+            p for p in plan(ruleset, judged, now) if not _acted_recently(conn, shop, event, p, now)
         ]
         rows = [
             {
@@ -139,6 +146,7 @@ def _handle_event(conn, ruleset, shop, delivery_pk: int, event: Event, now: date
                 "once_key": f"{shop.id}|{p.once_key}",
                 "due_at": p.due_at,
                 "deadline_at": p.deadline_at,
+                "wait_for": p.waiting,
                 "cancel_on": sorted(p.rule.cancel_on),
             }
             for p in planned
@@ -148,25 +156,44 @@ def _handle_event(conn, ruleset, shop, delivery_pk: int, event: Event, now: date
             log.info("action.planned", action_id=action_id, status=status)
         if len(created) < len(rows):
             log.info("actions.already_planned", count=len(rows) - len(created))
-    return [action_id for action_id, status in created if status == "queued"]
+    return released + [action_id for action_id, status in created if status == "queued"]
+
+
+def _with_customer_history(conn, ruleset, shop_id: int, event: Event) -> Event:
+    """The event as rules judge it: the customer with history facts, when a rule asks for them.
+
+    Only planning sees them; the stored event stays what the platform said.
+    """
+    if not ruleset.needs_history or not event.customer_ref:
+        return event
+    rows = event_store.customer_orders(conn, shop_id, event.customer_ref)
+    history = customer_history(rows, event.order_ref)
+    return replace(event, customer=with_history(event.customer, history))
 
 
 def _acted_recently(conn, shop, event: Event, planned, now: datetime) -> bool:
-    """``once_per: {customer: 90d}``: this rule already acted on the subject within the window."""
+    """Whether a trigger is ignored: ``once_per`` with a window, or ``mode`` restart/queued
+    after the rule already acted on the subject. ``mode: restart`` replaces what is pending."""
     rule = planned.rule
-    if rule.once_within is None:
+    if rule.once_within is None and rule.mode == "single":
         return False
     ref = {
         "order": event.order_ref,
         "customer": event.customer_ref,
         "fulfillment": event.fulfillment_ref,
     }.get(rule.once_per)
-    recent = action_store.acted_within(
-        conn, shop.id, rule.name, rule.once_per, ref, now - rule.once_within
-    )
-    if recent:
-        log.info("action.once_within", rule=rule.name, subject=rule.once_per)
-    return recent
+    since = now - rule.once_within if rule.once_within is not None else None
+    statuses = action_store.COUNTED if rule.mode == "single" else action_store.DONE
+    if rule.once_per != "event" and action_store.acted_within(
+        conn, shop.id, rule.name, rule.once_per, ref, since, statuses
+    ):
+        log.info("action.once_per", rule=rule.name, subject=rule.once_per, mode=rule.mode)
+        return True
+    if rule.mode == "restart" and planned.step.index == 0:
+        replaced = action_store.restart_pending(conn, shop.id, rule.name, rule.once_per, ref, now)
+        if replaced:
+            log.info("actions.restarted", rule=rule.name, action_ids=replaced)
+    return False
 
 
 def _enrich(conn, shop_id: int, event: Event, state: OrderState, now: datetime) -> Event:

@@ -58,7 +58,13 @@ class Scheduler:
     def tick(self, now: datetime | None = None) -> TickReport:
         now = now or self.runtime.clock.now()
         report = TickReport()
-        steps = (self._relay, self._release_leases, self._dispatch_due, self._recover_lost)
+        steps = (
+            self._relay,
+            self._release_leases,
+            self._time_out_waiting,
+            self._dispatch_due,
+            self._recover_lost,
+        )
         for step in steps:
             self._guarded(step, now, report)
         if report.busy or report.released:
@@ -131,6 +137,13 @@ class Scheduler:
         if released:
             log.warning("actions.lease_expired", action_ids=released[:50], count=len(released))
         report.released += len(released)
+
+    def _time_out_waiting(self, now, report: TickReport) -> None:
+        """``wait_for`` actions whose awaited event never came: send now, or skip."""
+        with self.runtime.engine.begin() as conn:
+            send, skip = action_store.time_out_waiting(conn, now, self.batch)
+        if send or skip:
+            log.info("actions.wait_timed_out", send=send, skipped=skip)
 
     def _dispatch_due(self, now, report: TickReport) -> None:
         for _ in range(self.max_batches):

@@ -206,6 +206,11 @@ def _print_simulation(outcomes, seen: int, folder) -> None:
             )
             for step in sim.cancelled:
                 console.print(f"   [yellow]cancels[/yellow] {step.rule}: {step.step}")
+            for step in sim.released:
+                console.print(
+                    f"   [green]ends the wait of[/green] {step.rule}: {step.step},"
+                    f" now due {step.due_at:%Y-%m-%d %H:%M} UTC"
+                )
             if not sim.verdicts:
                 console.print("   no rule listens to this event")
             for name, matched, reason in sim.verdicts:
@@ -215,6 +220,11 @@ def _print_simulation(outcomes, seen: int, folder) -> None:
                 )
             for step in sim.planned:
                 line = f"     -> {step.step} due {step.due_at:%Y-%m-%d %H:%M} UTC"
+                if step.waits_for:
+                    line = (
+                        f"     -> {step.step} waits for {', '.join(sorted(step.waits_for))},"
+                        f" at the latest until {step.timeout_at:%Y-%m-%d %H:%M} UTC"
+                    )
                 if step.subject:
                     line += f' "{step.subject}" to {step.recipient or "(no address)"}'
                 if step.problem:
