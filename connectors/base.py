@@ -16,10 +16,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import ClassVar
 
 from aftersale.errors import PermanentError
-from aftersale.events import Event
+from aftersale.events import Event, parse_time
 
 
 class DeliveryRejected(Exception):
@@ -279,3 +280,31 @@ def stored_headers(environ: Mapping[str, str]) -> dict[str, str]:
         elif key == "CONTENT_TYPE":
             kept["Content-Type"] = value
     return kept
+
+
+# -- small payload helpers every connector uses --------------------------------------
+
+
+def compact(values: dict) -> dict:
+    """Without None and empty-string values (absent facts stay absent, not blank)."""
+    return {k: v for k, v in values.items() if v is not None and v != ""}
+
+
+def ref(value) -> str | None:
+    """A platform id as the string events use; None for a missing or empty one."""
+    return None if value in (None, "") else str(value)
+
+
+def time_or_none(value) -> datetime | None:
+    """A platform time in UTC, or None when absent or unreadable (never an error)."""
+    try:
+        return parse_time(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def decimal_or_zero(value) -> Decimal:
+    try:
+        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except InvalidOperation:
+        return Decimal(0)

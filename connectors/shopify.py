@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 
 from aftersale.events import Event, iso, money, parse_time
 from connectors.base import (
@@ -27,6 +26,18 @@ from connectors.base import (
     SignatureError,
     header,
     verify_base64_hmac,
+)
+from connectors.base import (
+    compact as _compact,
+)
+from connectors.base import (
+    decimal_or_zero as _decimal,
+)
+from connectors.base import (
+    ref as _id,
+)
+from connectors.base import (
+    time_or_none as _time,
 )
 from connectors.shopify_api import ShopifyAdminAPI, discount_input, gid
 
@@ -652,27 +663,5 @@ def _tags(value) -> list[str]:
     return [t.strip() for t in str(value).split(",") if t.strip()]
 
 
-def _compact(values: dict) -> dict:
-    return {k: v for k, v in values.items() if v is not None and v != ""}
-
-
-def _id(value) -> str | None:
-    return None if value in (None, "") else str(value)
-
-
-def _time(value) -> datetime | None:
-    try:
-        return parse_time(value)
-    except (ValueError, TypeError):
-        return None
-
-
 def _now(meta: DeliveryMeta) -> datetime:
     return meta.happened_at
-
-
-def _decimal(value) -> Decimal:
-    try:
-        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
-    except InvalidOperation:
-        return Decimal(0)

@@ -18,12 +18,12 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
 import orjson
 
-from aftersale.events import Event, iso, money, parse_time
+from aftersale.events import Event, iso, money
 from connectors.base import (
     Connector,
     DeliveryMeta,
@@ -35,6 +35,18 @@ from connectors.base import (
     UnknownShop,
     header,
     verify_base64_hmac,
+)
+from connectors.base import (
+    compact as _compact,
+)
+from connectors.base import (
+    decimal_or_zero as _decimal,
+)
+from connectors.base import (
+    ref as _id,
+)
+from connectors.base import (
+    time_or_none as _time,
 )
 
 REQUIRED_HEADERS = (
@@ -590,31 +602,8 @@ def _refunded_total(refunds: list) -> Decimal:
     return sum((abs(_decimal(r.get("total"))) for r in refunds), Decimal(0))
 
 
-def _compact(values: dict) -> dict:
-    return {k: v for k, v in values.items() if v is not None and v != ""}
-
-
-def _id(value) -> str | None:
-    return None if value in (None, "") else str(value)
-
-
-def _time(value) -> datetime | None:
-    """WooCommerce's ``*_gmt`` fields are naive UTC."""
-    try:
-        return parse_time(value)
-    except (ValueError, TypeError):
-        return None
-
-
 def _unix_time(value) -> datetime | None:
     try:
         return datetime.fromtimestamp(int(str(value).strip()), UTC)
     except (ValueError, TypeError, OverflowError, OSError):
         return None
-
-
-def _decimal(value) -> Decimal:
-    try:
-        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
-    except InvalidOperation:
-        return Decimal(0)

@@ -67,7 +67,7 @@ def plan(ruleset: RuleSet, event: Event, now: datetime) -> list[PlannedAction]:
         for step in rule.steps:
             step_due = due_at
             if waiting is None and step.type in MESSAGE_STEPS and rule.honours_quiet_hours():
-                step_due = after_quiet_hours(step_due, ruleset.settings)
+                step_due = after_quiet_hours(step_due, ruleset.settings_for(event.shop))
             planned.append(
                 PlannedAction(
                     rule,

@@ -9,6 +9,7 @@ edit never replaces a good rule set half-way.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from marshmallow import ValidationError
@@ -91,6 +92,28 @@ def _load_settings(folder: Path, errors: list[RuleError]) -> Settings | None:
     except ValidationError as exc:
         errors.extend(_schema_errors(document, (), exc.messages, "settings", SettingsSchema))
         return None
+    overrides = values.pop("shops")
+    base = _settings(values)
+    per_shop = {}
+    for domain, raw in overrides.items():
+        where = ("shops", domain)
+        if not isinstance(raw, dict):
+            errors.append(document.error(where, "a shop's overrides are a mapping", "settings"))
+            continue
+        if "shops" in raw:
+            errors.append(document.error(where, "shops cannot be nested", "settings"))
+            continue
+        try:
+            merged = SettingsSchema().load({**data, **raw, "shops": {}})
+        except ValidationError as exc:
+            errors.extend(_schema_errors(document, where, exc.messages, "settings", SettingsSchema))
+            continue
+        merged.pop("shops")
+        per_shop[domain.lower()] = _settings(merged)
+    return replace(base, per_shop=per_shop)
+
+
+def _settings(values: dict) -> Settings:
     quiet = values.pop("quiet_hours")
     cap = values.pop("frequency_cap")
     return Settings(

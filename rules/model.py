@@ -73,6 +73,15 @@ class Settings:
     quiet_hours: tuple | None = None
     #: (max, per): at most ``max`` marketing messages per customer within ``per``
     frequency_cap: tuple | None = None
+    #: shop domain -> the Settings that shop gets (this one with its overrides applied)
+    per_shop: dict = field(default_factory=dict)
+
+    def for_shop(self, domain: str | None) -> Settings:
+        """The settings of one shop: ``settings.yaml``'s ``shops:`` entry over the defaults."""
+        if not self.per_shop or not domain:
+            return self
+        return self.per_shop.get(domain.lower(), self)
+
     extra: dict = field(default_factory=dict)
 
 
@@ -112,6 +121,9 @@ class RuleSet:
             known = any(uses_history(rule.condition) for rule in self.rules if rule.enabled)
             object.__setattr__(self, "_needs_history", known)
         return known
+
+    def settings_for(self, domain: str | None) -> Settings:
+        return self.settings.for_shop(domain)
 
     def for_kind(self, kind: str) -> tuple[Rule, ...]:
         return self.by_kind.get(kind, ())

@@ -342,6 +342,8 @@ class SettingsSchema(StrictSchema):
     storefront = fields.Nested(StorefrontSchema, load_default=lambda: StorefrontSchema().load({}))
     quiet_hours = fields.Nested(QuietHoursSchema, load_default=None)
     frequency_cap = fields.Nested(FrequencyCapSchema, load_default=None)
+    #: per-shop overrides: {shop domain: {any of the keys above}}
+    shops = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)
 
 
 def _fail(message: str):

@@ -306,3 +306,48 @@ def test_timing_keys_are_validated_with_file_and_line(tmp_path):
     assert "on_cap: Must be one of: skip, defer." in text
     assert "settings.yaml:1:" in text and "expected a time of day like 21:00, got '25:00'" in text
     assert "frequency_cap" in text
+
+
+# -- per-shop settings ---------------------------------------------------------------
+
+
+def test_settings_yaml_overrides_per_shop(tmp_path):
+    ruleset = rules_from(
+        tmp_path,
+        """
+        - name: offer
+          on: order.paid
+          category: marketing
+          do:
+            - email: {template: cross_sell}
+        """,
+        """
+        sender: "Acme <shop@acme.example>"
+        timezone: UTC
+        quiet_hours: {start: "21:00", end: "08:00"}
+        shops:
+          night-owls.myshopify.com:
+            sender: "Owls <hoot@owls.example>"
+            quiet_hours: {start: "02:00", end: "04:00"}
+        """,
+    )
+    owls = ruleset.settings_for("Night-Owls.myshopify.com")
+    assert owls.sender == "Owls <hoot@owls.example>" and owls.timezone == "UTC"
+    assert ruleset.settings_for("other.myshopify.com").sender == "Acme <shop@acme.example>"
+    late = datetime(2026, 6, 10, 23, 0, tzinfo=UTC)
+    default_shop = order_event(late)
+    owl_shop = Event(**{**default_shop.__dict__, "shop": "night-owls.myshopify.com"})
+    (planned,) = plan(ruleset, default_shop, late)
+    assert planned.due_at == datetime(2026, 6, 11, 8, 0, tzinfo=UTC)
+    (planned,) = plan(ruleset, owl_shop, late)
+    assert planned.due_at == late  # 23:00 is outside the owls' quiet hours
+
+
+def test_a_bad_per_shop_setting_names_its_place(tmp_path):
+    (tmp_path / "settings.yaml").write_text(
+        "timezone: UTC\nshops:\n  a.myshopify.com:\n    timezone: Mars/Olympus\n"
+    )
+    with pytest.raises(RulesInvalid) as caught:
+        load_rules(tmp_path)
+    (error,) = caught.value.errors
+    assert "settings.yaml:4:" in str(error) and "unknown time zone 'Mars/Olympus'" in str(error)

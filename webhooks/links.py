@@ -122,7 +122,7 @@ def _click(kind: str, token: str):
 
 
 def _target(runtime, shop, claims: LinkClaims) -> str:
-    settings = runtime.rules.settings
+    settings = runtime.rules.settings_for(shop.domain)
     site = settings.storefront.for_shop(shop.platform, shop.domain, settings.reply_to)
     if claims.kind == "review":
         item = {"product_id": claims.product_id, "sku": claims.sku, "handle": claims.handle}
@@ -214,5 +214,5 @@ def _hand_off(runtime, queued: list[int]) -> None:
 
 
 def _shop_name(shop) -> str:
-    settings = current_app.extensions["aftersale"].rules.settings
+    settings = current_app.extensions["aftersale"].rules.settings_for(shop.domain)
     return shop.name or settings.shop_name or shop.domain

@@ -283,7 +283,9 @@ def _prepare(runtime, action, now: datetime):
         context = _template_context(runtime, action, event, shop, customer, steps)
         ctx = ActionContext(action, event, shop, customer, context)
         ruleset = runtime.rules
-        check_frequency_cap(conn, ruleset.settings, ruleset.get(action.rule), action, now)
+        check_frequency_cap(
+            conn, ruleset.settings_for(shop.domain), ruleset.get(action.rule), action, now
+        )
         return executor, executor.prepare(runtime, conn, ctx)
 
 
@@ -326,7 +328,7 @@ def _current_customer(conn, action, event: Event) -> dict:
 
 
 def _template_context(runtime, action, event: Event, shop, customer: dict, steps: dict) -> dict:
-    settings = runtime.rules.settings
+    settings = runtime.rules.settings_for(shop.domain)
     context = event.context()
     context["customer"] = customer
     context["shop"] = {

@@ -31,7 +31,7 @@ class MessageLinks:
     @classmethod
     def for_action(cls, runtime, shop_row, action, order: dict | None, locale: str | None):
         """Links for a mail about to be sent for ``action`` (a row of ``actions``)."""
-        settings = runtime.rules.settings
+        settings = runtime.rules.settings_for(shop_row.domain)
         return cls(
             signer=runtime.link_signer,
             site=settings.storefront.for_shop(

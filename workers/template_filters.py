@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
@@ -32,6 +33,7 @@ class MissingLinks(TemplateRuntimeError):
     e.g. in an SMS text; a TemplateError, so every renderer reports it as a template problem."""
 
 
+@lru_cache(maxsize=256)
 def babel_locale(locale: str | None) -> Locale:
     code = FORMAT_LOCALES.get((locale or "en").lower(), locale or "en")
     try:
@@ -57,6 +59,13 @@ def money(ctx, amount, currency: str | None = None):
     locale = babel_locale(ctx.get("locale"))
     if not currency:
         return format_decimal(value, locale=locale)
+    return _currency(value, currency, str(locale))
+
+
+@lru_cache(maxsize=4096)
+def _currency(value: Decimal, currency: str, locale: str) -> str:
+    """Babel's formatting is a tenth of a mail's CPU; prices and totals repeat, so it is
+    kept per (amount, currency, locale)."""
     whole = value == value.to_integral_value()
     digits = whole or get_currency_precision(currency) > 0
     return format_currency(value, currency, locale=locale, currency_digits=digits)

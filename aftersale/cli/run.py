@@ -46,7 +46,10 @@ def serve(ctx, host, port, web_workers, job_workers, no_migrate):
         ],
         ("scheduler", [sys.executable, "-m", "aftersale", "scheduler"]),
     ]
-    click.echo(f"Aftersale on http://{host}:{port}  (webhooks: POST /webhooks/shopify)")
+    click.echo(
+        f"Aftersale on http://{host}:{port}  (webhooks: POST /webhooks/shopify,"
+        " /webhooks/woocommerce/<shop>)"
+    )
     click.echo(f"  database: {_safe_url(config.database_url)}")
     click.echo(f"  mail:     {config.mail_url}")
     click.echo(f"  rules:    {config.rules_dir}")

@@ -18,7 +18,8 @@ class EmailExecutor(Executor):
         recipient = _recipient(ctx)
         check_recipient(conn, ctx.action, "email", recipient, ctx.customer)
         tc = ctx.template_context
-        locales = message_locales(tc, runtime.rules.settings.default_locale)
+        settings = runtime.rules.settings_for(ctx.shop.domain)
+        locales = message_locales(tc, settings.default_locale)
         links = MessageLinks.for_action(runtime, ctx.shop, ctx.action, tc.get("order"), None)
         rendered = runtime.renderer.render(ctx.action.params["template"], tc, locales, links)
         message = compose_email(
