@@ -18,13 +18,24 @@ Never log secrets, bodies or full customer PII: use :func:`mask_email` and
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import orjson
 import structlog
 from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars
 
-__all__ = ["bind", "bound", "clear", "configure", "get_logger", "mask_email", "mask_phone"]
+__all__ = [
+    "bind",
+    "bound",
+    "clear",
+    "configure",
+    "describe_error",
+    "get_logger",
+    "mask_email",
+    "mask_phone",
+    "scrub",
+]
 
 bind = bind_contextvars
 bound = bound_contextvars
@@ -66,6 +77,7 @@ def configure(level: str = "INFO", fmt: str = "json", stream=None) -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        scrub_error_fields,
     ]
     if fmt == "json":
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
@@ -161,3 +173,44 @@ def mask_phone(number: str | None) -> str | None:
     if not number:
         return None
     return f"***{number[-2:]}"
+
+
+# -- error text: what a database or library says may carry customer data -------------
+
+_EMAIL = re.compile(r"[\w.+'-]{1,64}@[\w-]+(?:\.[\w-]+)+")
+_PHONE = re.compile(r"\+\d[\d\s().-]{5,}\d")
+#: SQLAlchemy's "[parameters: ...]" block and a driver's "DETAIL: Key (email)=(...)" lines
+_PARAMETERS = re.compile(r"\[parameters: .*?\](?=\s*(?:\(|\[|$))", re.DOTALL)
+_DETAIL = re.compile(r"^\s*(DETAIL|CONTEXT|HINT):.*$", re.MULTILINE)
+#: PostgreSQL quotes the offending value: invalid input syntax for type integer: "abc"
+_QUOTED_INPUT = re.compile(r'(invalid input (?:syntax|value)[^:]*: )"[^"]*"')
+ERROR_FIELDS = ("error", "exception", "reason")
+
+
+def scrub(text: str) -> str:
+    """Error text without the customer data drivers put in it: parameters, values, addresses.
+
+    Engines are created with ``hide_parameters=True`` already; this is the second
+    line of defence for text that reaches a log line or a stored ``error`` column.
+    """
+    text = _PARAMETERS.sub("[parameters hidden]", text)
+    text = _DETAIL.sub("", text)
+    text = _QUOTED_INPUT.sub(r'\1"…"', text)
+    text = _EMAIL.sub(lambda m: mask_email(m.group(0)) or "***", text)
+    return _PHONE.sub(lambda m: mask_phone(m.group(0)) or "***", text)
+
+
+def describe_error(exc: BaseException, limit: int = 500) -> str:
+    """``Type: first line of the message``, scrubbed and bounded: for logs and stored errors."""
+    message = str(exc).strip().splitlines()
+    first = message[0] if message else ""
+    return scrub(f"{type(exc).__name__}: {first}")[:limit]
+
+
+def scrub_error_fields(_logger, _method, event_dict: dict) -> dict:
+    """structlog processor: scrub the error and traceback text of every line."""
+    for key in ERROR_FIELDS:
+        value = event_dict.get(key)
+        if isinstance(value, str):
+            event_dict[key] = scrub(value)
+    return event_dict

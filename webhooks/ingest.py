@@ -24,10 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError
 
 from aftersale import logs
 from store import deliveries as delivery_store
+from webhooks.guard import Unstorable
 
 log = logs.get_logger(__name__)
 
@@ -89,8 +90,10 @@ class DeliveryWriter:
         self._queue.put(ticket)
         if not ticket.done.wait(self._wait_timeout):
             raise StorageUnavailable("timed out waiting for the database")
+        if isinstance(ticket.error, Unstorable):
+            raise ticket.error
         if ticket.error is not None:
-            raise StorageUnavailable(str(ticket.error)) from ticket.error
+            raise StorageUnavailable(logs.describe_error(ticket.error)) from ticket.error
         return ticket.delivery_pk
 
     def drain(self, timeout: float = 10.0) -> bool:
@@ -140,7 +143,9 @@ class DeliveryWriter:
             try:
                 relay_owed |= bool(self._commit(batch))
             except Exception as exc:  # a bug must not leave requests hanging or kill the thread
-                log.exception("delivery.writer_error", batch=len(batch))
+                log.exception(
+                    "delivery.writer_error", batch=len(batch), error=logs.describe_error(exc)
+                )
                 for ticket in batch:
                     if not ticket.done.is_set():
                         ticket.error = exc
@@ -165,18 +170,23 @@ class DeliveryWriter:
         return items
 
     def _commit(self, batch: list[_Ticket]) -> list[int]:
-        """Insert the batch in one transaction; answer its requests; the new rows' ids."""
+        """Insert the batch in one transaction; answer its requests; the new rows' ids.
+
+        If the database refuses the batch for anything but an outage, each row
+        is tried again alone, so one delivery it cannot hold fails only its own
+        request (400) and its honest neighbours are stored (see webhooks/guard.py,
+        which keeps such rows out of batches in the first place).
+        """
         if not batch:
             return []
         try:
-            with self._runtime.engine.begin() as conn:
-                ids = delivery_store.insert_many(conn, [t.delivery for t in batch])
-        except SQLAlchemyError as exc:
-            log.error("delivery.store_failed", batch=len(batch), error=str(exc).splitlines()[0])
-            for ticket in batch:
-                ticket.error = exc
-                ticket.done.set()
-            return []
+            ids = self._insert([t.delivery for t in batch])
+        except Exception as exc:
+            if _is_outage(exc) or len(batch) == 1:
+                self._fail(batch, exc)
+                return []
+            log.warning("delivery.batch_refused", batch=len(batch), error=logs.describe_error(exc))
+            return [pk for ticket in batch for pk in self._commit([ticket])]
         for ticket, pk in zip(batch, ids, strict=True):
             ticket.delivery_pk = pk
             ticket.done.set()
@@ -187,8 +197,41 @@ class DeliveryWriter:
                 log.info("delivery.stored", status=200, delivery=pk, **ticket.log_fields)
         return [pk for pk in ids if pk is not None]
 
+    def _insert(self, rows: list[delivery_store.NewDelivery]) -> list[int | None]:
+        with self._runtime.engine.begin() as conn:
+            return delivery_store.insert_many(conn, rows)
+
+    def _fail(self, batch: list[_Ticket], exc: Exception) -> None:
+        """Answer each request of a batch the database did not take: 503 in an outage, else 400."""
+        outage = _is_outage(exc)
+        log.error(
+            "delivery.store_failed",
+            batch=len(batch),
+            outage=outage,
+            error=logs.describe_error(exc),
+            **(batch[0].log_fields if len(batch) == 1 else {}),
+        )
+        for ticket in batch:
+            ticket.error = exc if outage else Unstorable("the database cannot store this delivery")
+            ticket.done.set()
+
     def _wake_relay(self) -> None:
         try:
             self._nudge()
         except RedisError as exc:
             log.warning("delivery.relay_not_nudged", error=str(exc))
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """The database is unreachable or overloaded (retry later), not refusing this data.
+
+    A refused value is a DataError, IntegrityError, or a driver's ValueError
+    (psycopg will not send NUL in text); an outage is a lost or refused
+    connection, a pool time-out, or SQLite's lock time-out, all of which a
+    retry by the platform can cure.
+    """
+    if isinstance(exc, TimeoutError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError)

@@ -15,12 +15,14 @@ import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
 
 from aftersale import logs
 from connectors import get_connector
 from connectors.base import DeliveryRejected, EnvironHeaders, UnknownShop, stored_headers
 from store import shops as shop_store
 from store.deliveries import NewDelivery
+from webhooks.guard import storable
 from webhooks.ingest import DeliveryWriter, StorageUnavailable
 from workers.queues import nudge_relay
 
@@ -83,9 +85,8 @@ def receive(platform: str, shop: str | None = None):
 
 def _receive(connector, platform: str, url_shop: str | None):
     state = _state()
-    try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:
+    body = _read_body(request.environ, current_app.config["MAX_CONTENT_LENGTH"])
+    if body is None:
         log.warning("delivery.rejected", platform=platform, status=413, reason="body too large")
         return _answer(413, "body too large")
     headers = EnvironHeaders(request.environ)
@@ -113,17 +114,19 @@ def _receive(connector, platform: str, url_shop: str | None):
         if shop_id is None:
             raise UnknownShop(f"shop {meta.shop!r} is not connected")
         pk = state.writer.store(
-            NewDelivery(
-                shop_id=shop_id,
-                topic=meta.topic,
-                dedupe_key=key,
-                delivery_id=meta.delivery_id,
-                event_id=meta.event_id,
-                api_version=meta.api_version,
-                triggered_at=meta.triggered_at,
-                received_at=state.runtime.clock.now(),
-                headers=stored_headers(request.environ),
-                body=body,
+            storable(
+                NewDelivery(
+                    shop_id=shop_id,
+                    topic=meta.topic,
+                    dedupe_key=key,
+                    delivery_id=meta.delivery_id,
+                    event_id=meta.event_id,
+                    api_version=meta.api_version,
+                    triggered_at=meta.triggered_at,
+                    received_at=state.runtime.clock.now(),
+                    headers=stored_headers(request.environ),
+                    body=body,
+                )
             ),
             log_fields,
         )
@@ -131,11 +134,47 @@ def _receive(connector, platform: str, url_shop: str | None):
         log.warning("delivery.rejected", platform=platform, status=exc.status, reason=exc.reason)
         return _answer(exc.status, exc.reason)
     except (SQLAlchemyError, StorageUnavailable) as exc:
-        log.error("delivery.unavailable", status=503, error=str(exc).splitlines()[0])
+        log.error("delivery.unavailable", status=503, error=logs.describe_error(exc))
         return _answer(503, "storage unavailable, retry later")
     if pk is None:  # the writer logged the outcome
         return _json({"status": "duplicate"})
     return _json({"status": "stored", "delivery": pk})
+
+
+def _read_body(environ: dict, limit: int) -> bytes | None:
+    """The whole body, or None when it is larger than ``limit`` (answered 413).
+
+    Werkzeug enforces MAX_CONTENT_LENGTH on a declared Content-Length, but it
+    cuts a chunked body at the limit without a word: the signature over the
+    cut bytes then fails and a too-large delivery was answered 401, telling the
+    platform its secret is wrong. Reading one byte past the limit tells the two
+    apart for both framings.
+    """
+    declared = environ.get("CONTENT_LENGTH")
+    if declared:
+        try:
+            if int(declared) > limit:
+                return None
+        except ValueError:
+            return None
+    try:
+        body = request.get_data(cache=False) if declared else _read_chunked(environ, limit)
+    except RequestEntityTooLarge:
+        return None
+    return body if body is not None and len(body) <= limit else None
+
+
+def _read_chunked(environ: dict, limit: int) -> bytes | None:
+    """A body without Content-Length (chunked, de-chunked by the server), up to ``limit`` + 1."""
+    stream = get_input_stream(environ, max_content_length=None)  # empty unless terminated
+    parts, size = [], 0
+    while size <= limit:
+        chunk = stream.read(min(65536, limit + 1 - size))
+        if not chunk:
+            break
+        parts.append(chunk)
+        size += len(chunk)
+    return None if size > limit else b"".join(parts)
 
 
 def _parse(body: bytes) -> dict:

@@ -30,6 +30,10 @@ STATS: Counter = Counter()
 latin1 = st.text(
     alphabet=st.characters(max_codepoint=255, blacklist_categories=("Cc",)), max_size=40
 )
+#: header values as hostile clients send them: control characters, over any column's length
+hostile_header = st.text(
+    alphabet=st.characters(max_codepoint=255, blacklist_characters="\r\n"), max_size=300
+)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda children: (
@@ -66,7 +70,9 @@ def sign(body: bytes) -> str:
     mode=st.sampled_from(SIGNATURE_MODES),
     topic=st.one_of(st.just("orders/create"), latin1),
     shop=st.one_of(st.just("aftersale-demo.myshopify.com"), latin1),
-    webhook_id=st.one_of(st.uuids().map(str), latin1),
+    webhook_id=st.one_of(st.uuids().map(str), latin1, hostile_header),
+    api_version=st.one_of(st.just("2025-10"), hostile_header),
+    event_id=st.one_of(st.none(), st.uuids().map(str), hostile_header),
     content_type=st.sampled_from(
         [
             "application/json",
@@ -94,6 +100,8 @@ def sign(body: bytes) -> str:
     topic="orders/create",
     shop="aftersale-demo.myshopify.com",
     webhook_id="deep",
+    api_version="2025-10",
+    event_id=None,
     content_type="application/json",
     drop=set(),
 )
@@ -103,6 +111,8 @@ def sign(body: bytes) -> str:
     topic="orders/create",
     shop="aftersale-demo.myshopify.com",
     webhook_id="huge",
+    api_version="2025-10",
+    event_id=None,
     content_type="application/json",
     drop=set(),
 )
@@ -112,19 +122,46 @@ def sign(body: bytes) -> str:
     topic="orders/create",
     shop="aftersale-demo.myshopify.com",
     webhook_id="unicode",
+    api_version="2025-10",
+    event_id=None,
+    content_type="application/json",
+    drop=set(),
+)
+@example(
+    body=b"{}",
+    mode="valid",
+    topic="orders/create",
+    shop="aftersale-demo.myshopify.com",
+    webhook_id="long-version",
+    api_version="2025-10" + "x" * 40,
+    event_id="\x00" * 3,
     content_type="application/json",
     drop=set(),
 )
 def test_receiver_answers_every_request_clearly(
-    client, app, runtime, body, mode, topic, shop, webhook_id, content_type, drop
+    client,
+    app,
+    runtime,
+    body,
+    mode,
+    topic,
+    shop,
+    webhook_id,
+    api_version,
+    event_id,
+    content_type,
+    drop,
 ):
+    """On SQLite and PostgreSQL: never a 5xx (there is no outage here), nothing half-stored."""
     headers = {
         "Content-Type": content_type,
         "X-Shopify-Topic": topic,
         "X-Shopify-Shop-Domain": shop,
-        "X-Shopify-API-Version": "2025-10",
+        "X-Shopify-API-Version": api_version,
         "X-Shopify-Webhook-Id": webhook_id,
     }
+    if event_id is not None:
+        headers["X-Shopify-Event-Id"] = event_id
     if mode == "valid":
         headers["X-Shopify-Hmac-Sha256"] = sign(body)
     elif mode == "wrong":
