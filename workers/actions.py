@@ -20,6 +20,8 @@ import time
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from aftersale import logs
 from aftersale.errors import Defer, DeliveryFailed, PermanentError, TransientError
 from aftersale.events import Event
@@ -112,6 +114,14 @@ def _run_claimed(runtime, action, now: datetime) -> str:
         return _failed(runtime, action, prepared, PermanentError(str(exc)), started)
     except DeliveryFailed as exc:
         return _failed(runtime, action, prepared, exc, started)
+    except SQLAlchemyError:
+        raise  # the database is the record: the lease brings the action back when it returns
+    except Exception as exc:
+        # A bug or data we did not foresee: recorded as this action's failure with its error,
+        # not left running under its lease to be retried into the same exception.
+        log.exception("action.crashed", error=logs.describe_error(exc))
+        failure = PermanentError(f"unexpected error: {logs.describe_error(exc)}")
+        return _failed(runtime, action, prepared, failure, started)
     return _sent(runtime, action, prepared, result, started)
 
 
@@ -187,7 +197,7 @@ def _failed(runtime, action, prepared: Prepared | None, exc: DeliveryFailed, sta
             ActionStatus.RUNNING,
             status,
             now,
-            last_error=str(exc)[:2000],
+            last_error=logs.scrub(str(exc))[:2000],
             recipient=recipient,
             subject=subject,
             lease_expires_at=None,
@@ -204,7 +214,7 @@ def _failed(runtime, action, prepared: Prepared | None, exc: DeliveryFailed, sta
             subject=subject,
             message_id=prepared.message_id if prepared else None,
             status_code=exc.status_code,
-            error=str(exc),
+            error=logs.scrub(str(exc)),
             response=exc.response,
             duration_ms=duration,
         )
@@ -223,7 +233,7 @@ def _failed(runtime, action, prepared: Prepared | None, exc: DeliveryFailed, sta
     )
     log.warning(
         event,
-        error=str(exc),
+        error=logs.scrub(str(exc)),
         status_code=exc.status_code,
         attempts=action.attempts,
         max_attempts=action.max_attempts,

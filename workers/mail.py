@@ -111,12 +111,20 @@ def _part(subtype: str, content: str) -> bytes:
     ).encode("ascii") + encoded
 
 
+#: RFC 5322 2.1.1: a line must not exceed 998 characters; SMTP servers refuse longer ones
+#: ("500 Line too long"). Headers shorter than this stay on one line (a long signed
+#: unsubscribe URL stays one clickable URL); longer ones are folded.
+MAX_LINE = 998
+
+
 def _header_value(name: str, value: str) -> str:
     if name in ADDRESS_HEADERS:
         return encode_addresses(value)
-    if value.isascii():
-        return " ".join(value.split())  # no line breaks may hide inside a header
-    return Header(value, _UTF8, maxlinelen=998).encode(linesep="\r\n")
+    value = " ".join(value.split())  # no line breaks may hide inside a header
+    if value.isascii() and len(name) + 2 + len(value) <= MAX_LINE:
+        return value
+    # Encoded words can be split anywhere, so even one long word folds into short lines.
+    return Header(value, _UTF8, maxlinelen=78, header_name=name).encode(linesep="\r\n")
 
 
 def encode_addresses(value: str) -> str:

@@ -97,7 +97,7 @@ def test_a_long_dedupe_key_is_hashed_and_still_deduplicates(client, app, runtime
 def test_woocommerce_webhook_id_of_300_characters_is_stored_or_refused_alone(
     app,
     runtime,
-    woo_shop,  # noqa: F811
+    woo_shop,
 ):
     name = "order.created__processing"
     body = fixture_bytes("woocommerce", name)

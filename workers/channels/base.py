@@ -14,11 +14,15 @@ action at once with the provider's message.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aftersale.addresses import is_one_email
 from aftersale.errors import DeliveryFailed, PermanentError, TransientError
+
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 __all__ = [
     "Channel",
@@ -42,6 +46,20 @@ class RecipientGone(PermanentError):
     def __init__(self, message: str, *, reason: str, **kwargs):
         super().__init__(message, **kwargs)
         self.reason = reason
+
+
+def require_one_email(address: str) -> str:
+    """A channel's last check: exactly one bare address, never a list a provider would fan out."""
+    if not is_one_email(address):
+        raise PermanentError("recipient is not exactly one valid email address")
+    return address
+
+
+def require_one_number(number: str) -> str:
+    """A channel's last check: exactly one E.164 number."""
+    if not isinstance(number, str) or not _E164.match(number):
+        raise PermanentError("recipient is not exactly one E.164 phone number")
+    return number
 
 
 class ChannelUnavailable(Exception):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from workers.channels import http
-from workers.channels.base import Channel, ChannelUnavailable, SendResult
+from workers.channels.base import Channel, ChannelUnavailable, SendResult, require_one_email
 from workers.mail import OutgoingEmail
 
 #: Postmark ErrorCode 406: the recipient hard bounced or marked mail as spam before
@@ -89,7 +89,7 @@ class PostmarkChannel(Channel):
         """Postmark's JSON for one composed message."""
         body = {
             "From": message.sender,
-            "To": message.to,
+            "To": require_one_email(message.to),
             "Subject": message.subject or "",
             "MessageStream": self.stream,
             "Headers": [

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from workers.channels.base import Channel, PermanentError, SendResult, TransientError
+from workers.channels.base import (
+    Channel,
+    PermanentError,
+    SendResult,
+    TransientError,
+    require_one_email,
+)
 from workers.mail import OutgoingEmail
 
 TRUE = ("1", "true", "yes", "on")
@@ -105,6 +111,7 @@ class SMTPChannel(Channel):
             return [self._send_one(message) for message in messages]
 
     def _send_one(self, message: OutgoingEmail) -> SendResult:
+        require_one_email(message.to)
         for attempt in (1, 2):
             self.open()
             try:

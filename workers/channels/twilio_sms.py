@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from workers.channels import http
-from workers.channels.base import Channel, ChannelUnavailable, SendResult
+from workers.channels.base import Channel, ChannelUnavailable, SendResult, require_one_number
 
 API_VERSION = "2010-04-01"
 #: Twilio error codes meaning the number will not take our texts: 21610 the recipient replied
@@ -90,7 +90,7 @@ class TwilioChannel(Channel):
         return [self._send_one(message) for message in messages]
 
     def _send_one(self, message: SMSMessage) -> SendResult:
-        form = {"To": message.to, "Body": message.body}
+        form = {"To": require_one_number(message.to), "Body": message.body}
         if self.messaging_service:
             form["MessagingServiceSid"] = self.messaging_service
         else:

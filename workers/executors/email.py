@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from email.utils import parseaddr
-
+from aftersale.addresses import one_email
+from aftersale.errors import PermanentError
 from workers.compose import compose_email
 from workers.executors.base import ActionContext, Executor, Prepared
 from workers.message_links import MessageLinks
@@ -44,11 +44,18 @@ def _shop_sender(message, ctx: ActionContext) -> None:
 
 
 def _recipient(ctx: ActionContext) -> str:
+    """Exactly one bare address; a field holding two, or none valid, is skipped ``no_recipient``."""
     target = ctx.action.params.get("to", "customer")
     if target != "customer":
-        return target
+        address = one_email(target)
+        if address is None:
+            raise PermanentError("the step's 'to' is not exactly one valid email address")
+        return address
     tc = ctx.template_context
-    address = (tc.get("customer") or {}).get("email") or (tc.get("order") or {}).get("email")
-    if not address or "@" not in parseaddr(address)[1]:
+    raw = (tc.get("customer") or {}).get("email") or (tc.get("order") or {}).get("email")
+    if not raw:
         raise Skip("no_recipient", "the customer has no email address in this event")
+    address = one_email(raw)
+    if address is None:
+        raise Skip("no_recipient", "the customer's email is not exactly one valid address")
     return address

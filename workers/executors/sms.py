@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import phonenumbers
 
+from aftersale.addresses import phone_candidates
 from aftersale.errors import PermanentError
 from workers.channels.twilio_sms import SMSMessage
 from workers.executors.base import ActionContext, Executor, Prepared, render_inline
@@ -51,9 +52,17 @@ def recipient_number(ctx: ActionContext) -> str:
         raw = raw or (order.get("shipping_address") or {}).get("phone")
     else:
         raw = target
-    if not raw:
+    candidates = phone_candidates(raw)
+    if not candidates:
         raise Skip("no_recipient", "the customer has no phone number in this event")
-    return e164(raw, _region(order))
+    # A field often holds two numbers ("mobile / home"): text the first one that is valid.
+    problem = None
+    for candidate in candidates:
+        try:
+            return e164(candidate, _region(order))
+        except PermanentError as exc:
+            problem = problem or exc
+    raise problem
 
 
 def e164(raw: str, region: str | None = None) -> str:
