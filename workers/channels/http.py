@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from aftersale import __version__
 from aftersale.errors import PermanentError, TransientError
 from workers.channels.base import RecipientGone, SendResult
 
 RESPONSE_LIMIT = 2000
 ERRNO = re.compile(r"\[Errno -?\d+\][^\"')]*")
-USER_AGENT = "Aftersale/0.1 (+https://github.com/aftersale)"
+USER_AGENT = f"Aftersale/{__version__} (+https://github.com/aftersale)"
 #: answers worth retrying besides 5xx: request timeout, too early, too many requests
 RETRYABLE = {408, 425, 429}
 

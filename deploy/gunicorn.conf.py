@@ -1,0 +1,47 @@
+"""gunicorn settings for the web process (Procfile ``web:``, deploy/compose.yaml).
+
+    gunicorn -c deploy/gunicorn.conf.py 'webhooks:create_app()'
+
+These bound what gunicorn can bound. What it cannot: on the gthread worker a
+connection gets a thread once its first byte arrives (a silent new connection
+holds one for up to 5 s, then waits in the poller for ``keepalive`` seconds),
+and from then on reading the headers and the body has no deadline at all.
+``timeout`` is the worker's heartbeat, not a request deadline: the gthread
+main loop keeps beating while a thread waits on a slow client. So the web
+process must only be reachable through a proxy that reads whole requests
+first: nginx (deploy/nginx.conf) or a platform router that buffers (Heroku's).
+See docs/deploy.md.
+"""
+
+import os
+
+bind = f"{os.environ.get('WEB_HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "16"))
+
+# Connections a worker holds at once (kept-alive and in progress); past this it stops
+# accepting and new connections wait in the listen backlog.
+worker_connections = 1000
+backlog = 2048
+
+# Worker heartbeat: a worker whose main loop is stuck this long is killed and replaced.
+timeout = 30
+# On SIGTERM, requests in progress get this long; below the 30 s after which Heroku
+# (and `docker stop` with compose's stop_grace_period: 30s) sends SIGKILL.
+graceful_timeout = 25
+# An idle kept-alive connection is closed after this. Longer than the proxy's own
+# upstream keepalive_timeout (4 s in deploy/nginx.conf), so the proxy closes first
+# and never sends a request on a connection gunicorn is closing.
+keepalive = 5
+
+# Request size limits (gunicorn answers 400 above them). Webhooks and link URLs are
+# far below; the proxy's large_client_header_buffers (8 KB) is the same bound.
+limit_request_line = 4094
+limit_request_fields = 50
+limit_request_field_size = 8190
+
+# Logs go to stderr; the app writes its own JSON line per webhook (no access log here,
+# the proxy has one).
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "warning")
