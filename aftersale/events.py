@@ -82,6 +82,10 @@ class Event:
     return_: dict | None = None
     product: dict | None = None
     source: dict = field(default_factory=dict)
+    #: what was odd in the payload: values treated as missing, a time clamped, a value
+    #: truncated to fit its column. Stored with the event (``payload["warnings"]``, only
+    #: when there are any, so events stored before this field read back the same).
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if self.kind not in EVENT_KINDS:
@@ -121,6 +125,8 @@ class Event:
             "source": self.source,
         }
         data.update({k: v for k, v in self.subjects().items() if v is not None})
+        if self.warnings:
+            data["warnings"] = list(self.warnings)
         return data
 
     @classmethod
@@ -137,6 +143,7 @@ class Event:
             return_=data.get("return"),
             product=data.get("product"),
             source=data.get("source") or {},
+            warnings=list(data.get("warnings") or []),
         )
 
     def context(self) -> dict:

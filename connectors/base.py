@@ -15,12 +15,16 @@ import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import ClassVar
 
 from aftersale.errors import PermanentError
-from aftersale.events import Event, parse_time
+from aftersale.events import Event, iso, parse_time
+from connectors.sanitize import EMPTY_SHAPE, Shape, clean_payload, clean_text, collecting, warn
+
+#: how far a payload's clock may run ahead of ours before its times are not believed
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class DeliveryRejected(Exception):
@@ -114,6 +118,8 @@ class Normalized:
     state: OrderState | None = None
     outcome: str = "processed"
     detail: str | None = None
+    #: what was odd in the payload (also on each event): values treated as missing, times clamped
+    warnings: list[str] = field(default_factory=list)
 
 
 class Connector(ABC):
@@ -127,6 +133,8 @@ class Connector(ABC):
     #: True when a verified delivery from an unknown shop may create the shop
     #: (the platform signs with an app-wide secret, so verification proves the shop installed us)
     creates_shops: ClassVar[bool] = False
+    #: what each payload key the connector reads must be (connectors/sanitize.py)
+    PAYLOAD_SHAPE: ClassVar[Shape] = EMPTY_SHAPE
 
     def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
         """True for a platform's unsigned "are you there?" request, answered 200, stored nowhere."""
@@ -156,13 +164,25 @@ class Connector(ABC):
         """The id of the order a payload is about, so its stored state can be loaded first."""
 
     def normalize(self, meta: DeliveryMeta, payload: dict, state: OrderState) -> Normalized:
-        """Dispatch on topic; unknown topics are recorded as unsupported, never an error."""
+        """Dispatch on topic; unknown topics are recorded as unsupported, never an error.
+
+        The payload is cleaned first (control characters, values of the wrong
+        type: connectors/sanitize.py), and times the payload puts in the future
+        of the delivery are clamped; what was odd is recorded as warnings on the
+        result and on every event.
+        """
         if meta.topic in self.IGNORED_TOPICS:
             return Normalized(outcome="ignored_topic")
         handler = self.TOPIC_HANDLERS.get(meta.topic)
         if handler is None:
             return Normalized(outcome="unsupported_topic", detail=meta.topic)
-        return handler(self, payload, meta, state)
+        with collecting() as warnings:
+            result = handler(self, clean_payload(payload, self.PAYLOAD_SHAPE), meta, state)
+            _clamp_version(result, meta)
+        result.warnings = warnings
+        for event in result.events:
+            event.warnings = list(warnings) + _clamp_event(event, meta)
+        return result
 
     # -- platform calls: the store acting on itself --------------------------------
     # Each raises aftersale.errors.TransientError (timeouts, 429 with its wait,
@@ -182,6 +202,58 @@ class Connector(ABC):
         """Create a single-use code; ``spec`` has code, kind (percentage|fixed_amount), value,
         currency, expires_at, customer email. Returns at least {"code": ..., "id": ...}."""
         raise PlatformUnsupported(f"{self.name} cannot create discount codes")
+
+
+def _latest_believable(meta: DeliveryMeta) -> datetime | None:
+    return meta.received_at + CLOCK_SKEW if meta.received_at else None
+
+
+def _clamp_event(event: Event, meta: DeliveryMeta) -> list[str]:
+    """An event said to happen after the delivery arrived happened when it arrived.
+
+    Due times are computed from ``occurred_at``, so a payload clock in the
+    future (or a ``created_at`` in year 9999) would postpone mails forever. The
+    payload's value stays in the event data and in ``source.payload_occurred_at``.
+    """
+    latest = _latest_believable(meta)
+    if latest is None or event.occurred_at <= latest:
+        return []
+    claimed = event.occurred_at
+    event.occurred_at = meta.received_at
+    event.source = {**event.source, "payload_occurred_at": iso(claimed)}
+    return [
+        f"occurred_at: the payload says {iso(claimed)}, after the delivery was received "
+        f"({iso(meta.received_at)}); scheduled from the time received"
+    ]
+
+
+def believable(meta: DeliveryMeta, moment: datetime, what: str) -> datetime:
+    """``moment``, or the time received when the payload puts it in the future (with a warning).
+
+    For times a connector keeps in its bookkeeping (when a shipment status was
+    seen): one in year 9999 would make every later status look out of order.
+    """
+    latest = _latest_believable(meta)
+    if latest is None or moment <= latest:
+        return moment
+    warn(
+        f"{what}: the payload says {iso(moment)}, after the delivery was received "
+        f"({iso(meta.received_at)}); the time received is used"
+    )
+    return meta.received_at
+
+
+def _clamp_version(result: Normalized, meta: DeliveryMeta) -> None:
+    """A modification time in the future would make every later update look stale."""
+    latest = _latest_believable(meta)
+    state = result.state
+    if latest is None or state is None or state.version is None or state.version <= latest:
+        return
+    warn(
+        f"version: the payload says it was modified {iso(state.version)}, after the delivery "
+        f"was received; the time received is kept instead"
+    )
+    result.state = OrderState(order=state.order, extra=state.extra, version=meta.received_at)
 
 
 def hmac_sha256_base64(secret: str, body: bytes) -> str:
@@ -290,21 +362,37 @@ def compact(values: dict) -> dict:
     return {k: v for k, v in values.items() if v is not None and v != ""}
 
 
+def missing_id(what: str) -> Normalized:
+    """The result for a payload without the id everything hangs on: recorded, no events."""
+    warn(f"{what}: no usable id; nothing to act on")
+    return Normalized(outcome="invalid", detail=f"no {what} id")
+
+
 def ref(value) -> str | None:
-    """A platform id as the string events use; None for a missing or empty one."""
-    return None if value in (None, "") else str(value)
+    """A platform id as the string events use; None for a missing, empty or unusable one."""
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else None
+    text = clean_text(str(value)).strip()
+    return text or None
 
 
 def time_or_none(value) -> datetime | None:
     """A platform time in UTC, or None when absent or unreadable (never an error)."""
+    if value is not None and not isinstance(value, str | datetime):
+        return None
     try:
         return parse_time(value)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         return None
 
 
 def decimal_or_zero(value) -> Decimal:
-    try:
-        return Decimal(str(value)) if value not in (None, "") else Decimal(0)
-    except InvalidOperation:
+    if isinstance(value, dict | list | bool):
         return Decimal(0)
+    try:
+        number = Decimal(str(value)) if value not in (None, "") else Decimal(0)
+    except (InvalidOperation, ValueError):
+        return Decimal(0)
+    return number if number.is_finite() else Decimal(0)

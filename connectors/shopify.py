@@ -24,7 +24,9 @@ from connectors.base import (
     OrderState,
     ShopAccess,
     SignatureError,
+    believable,
     header,
+    missing_id,
     verify_base64_hmac,
 )
 from connectors.base import (
@@ -39,6 +41,7 @@ from connectors.base import (
 from connectors.base import (
     time_or_none as _time,
 )
+from connectors.sanitize import shape
 from connectors.shopify_api import ShopifyAdminAPI, discount_input, gid
 
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
@@ -65,10 +68,31 @@ SHIPMENT_KINDS = {
 QUIET_SHIPMENT_STATUSES = frozenset({"label_printed", "label_purchased", "confirmed"})
 DELIVERED_STATUSES = frozenset({"delivered", "picked_up"})
 
+#: what each key this module reads must be; anything else is missing, with a warning
+PAYLOAD_SHAPE = shape(
+    objects="customer billing_address shipping_address default_address order line_item "
+    "email_marketing_consent sms_marketing_consent",
+    object_lists="line_items discount_codes transactions refund_line_items return_line_items",
+    lists="tracking_numbers tracking_urls orders_to_redact orders_requested",
+    money="total_price subtotal_price total_tax total_discounts price amount subtotal",
+    times="created_at updated_at processed_at cancelled_at happened_at estimated_delivery_at "
+    "consent_updated_at",
+    emails="email contact_email email_address",
+    locales="customer_locale locale",
+    texts="name first_name last_name phone sku title variant_title vendor product_type "
+    "currency note message tracking_company tracking_number tracking_url order_status_url "
+    "cancel_reason financial_status fulfillment_status shipment_status handle code company "
+    "address1 address2 city province zip country country_code kind status state reason "
+    "return_reason return_reason_note customer_note",
+    scalars="id order_id fulfillment_id customer_id line_item_id product_id variant_id "
+    "order_number number quantity orders_count buyer_accepts_marketing",
+)
+
 
 class ShopifyConnector(Connector):
     name = "shopify"
     creates_shops = True
+    PAYLOAD_SHAPE = PAYLOAD_SHAPE
 
     def read_meta(self, headers: Mapping[str, str], url_shop: str | None = None) -> DeliveryMeta:
         if not header(headers, "X-Shopify-Hmac-Sha256"):
@@ -105,6 +129,8 @@ class ShopifyConnector(Connector):
         return f"webhook:{meta.delivery_id}"
 
     def order_ref(self, topic: str, payload: dict) -> str | None:
+        if not isinstance(payload, dict):
+            return None
         if topic.startswith("orders/"):
             return _id(payload.get("id"))
         if topic.startswith(("fulfillments/", "fulfillment_events/", "refunds/")):
@@ -118,8 +144,12 @@ class ShopifyConnector(Connector):
     def _order_event(kind: str, time_field: str):
         def handler(self, payload, meta, state):
             order = canonical_order(payload)
+            if not order["id"]:
+                return missing_id("order")
             customer = canonical_customer(payload.get("customer"), payload)
-            occurred = _time(payload.get(time_field)) or _time(payload.get("updated_at"))
+            occurred = (
+                _time(payload.get(time_field)) or _time(payload.get("updated_at")) or _now(meta)
+            )
             event = self._event(kind, meta, order["id"], occurred, order=order, customer=customer)
             return Normalized(events=[event], state=_newer_state(state, order, payload))
 
@@ -134,12 +164,17 @@ class ShopifyConnector(Connector):
 
     def _order_updated(self, payload, meta, state):
         """No event of its own: it keeps the stored order fresh for later fulfillment events."""
-        new_state = _newer_state(state, canonical_order(payload), payload)
+        order = canonical_order(payload)
+        if not order["id"]:
+            return missing_id("order")
+        new_state = _newer_state(state, order, payload)
         return Normalized(state=new_state, outcome="processed" if new_state else "stale")
 
     def _fulfillment_created(self, payload, meta, state):
         fulfillment = canonical_fulfillment(payload)
-        occurred = _time(payload.get("created_at")) or _now(meta)
+        if not fulfillment["id"]:
+            return missing_id("fulfillment")
+        occurred = believable(meta, _time(payload.get("created_at")) or _now(meta), "created_at")
         events = [
             self._event(
                 "fulfillment.created",
@@ -169,7 +204,9 @@ class ShopifyConnector(Connector):
 
     def _fulfillment_updated(self, payload, meta, state):
         fulfillment = canonical_fulfillment(payload)
-        occurred = _time(payload.get("updated_at")) or _now(meta)
+        if not fulfillment["id"]:
+            return missing_id("fulfillment")
+        occurred = believable(meta, _time(payload.get("updated_at")) or _now(meta), "updated_at")
         return self._shipment(
             payload.get("shipment_status"),
             fulfillment,
@@ -181,6 +218,8 @@ class ShopifyConnector(Connector):
 
     def _fulfillment_event(self, payload, meta, state):
         fid = _id(payload.get("fulfillment_id"))
+        if not fid:
+            return missing_id("fulfillment")
         known = (state.extra.get("fulfillments") or {}).get(fid, {}).get("data") or {}
         fulfillment = {
             **known,
@@ -192,8 +231,10 @@ class ShopifyConnector(Connector):
                 {k: payload.get(k) for k in ("city", "province", "country", "zip")}
             ),
         }
-        occurred = (
-            _time(payload.get("happened_at")) or _time(payload.get("created_at")) or _now(meta)
+        occurred = believable(
+            meta,
+            _time(payload.get("happened_at")) or _time(payload.get("created_at")) or _now(meta),
+            "happened_at",
         )
         return self._shipment(
             payload.get("status"), fulfillment, occurred, meta, state, _id(payload.get("order_id"))
@@ -201,6 +242,8 @@ class ShopifyConnector(Connector):
 
     def _refund_created(self, payload, meta, state):
         refund = canonical_refund(payload, state)
+        if not refund["id"]:
+            return missing_id("refund")
         occurred = (
             _time(payload.get("processed_at")) or _time(payload.get("created_at")) or _now(meta)
         )
@@ -239,6 +282,8 @@ class ShopifyConnector(Connector):
                     for item in payload.get("return_line_items") or []
                 ],
             }
+            if not ret["id"]:
+                return missing_id("return")
             occurred = (
                 _time(payload.get("updated_at")) or _time(payload.get("created_at")) or _now(meta)
             )
@@ -253,6 +298,8 @@ class ShopifyConnector(Connector):
     def _customer_event(kind: str):
         def handler(self, payload, meta, state):
             customer = canonical_customer(payload, None)
+            if customer is None:
+                return missing_id("customer")
             occurred = (
                 _time(payload.get("updated_at")) or _time(payload.get("created_at")) or _now(meta)
             )
@@ -627,7 +674,8 @@ def _fully_refunded(state: OrderState) -> bool | None:
 
 def _return_order_id(payload: dict) -> str | None:
     """returns/request nests the order (``order.id``); returns/close has a top-level ``order_id``."""
-    return _id((payload.get("order") or {}).get("id") or payload.get("order_id"))
+    order = payload.get("order")
+    return _id((order.get("id") if isinstance(order, dict) else None) or payload.get("order_id"))
 
 
 def _consent(consent) -> bool | None:

@@ -34,6 +34,7 @@ from connectors.base import (
     SignatureError,
     UnknownShop,
     header,
+    missing_id,
     verify_base64_hmac,
 )
 from connectors.base import (
@@ -48,6 +49,7 @@ from connectors.base import (
 from connectors.base import (
     time_or_none as _time,
 )
+from connectors.sanitize import shape
 
 REQUIRED_HEADERS = (
     "X-WC-Webhook-Topic",
@@ -61,6 +63,20 @@ PAID_STATUSES = frozenset({"processing", "completed", "on-hold"})
 #: missed) still gets its order.created event if it is this recent; older orders are ones
 #: that existed before the store was connected, and a thank-you for them would be odd.
 FIRST_SIGHT_CREATED_WITHIN = timedelta(days=2)
+
+#: what each key this module reads must be; anything else is missing, with a warning
+PAYLOAD_SHAPE = shape(
+    objects="billing shipping",
+    object_lists="line_items refunds coupon_lines meta_data categories tags",
+    money="total total_tax discount_total price subtotal",
+    times="date_created_gmt date_modified_gmt date_paid_gmt date_completed_gmt",
+    emails="email",
+    texts="status number currency first_name last_name phone company address_1 address_2 "
+    "city state postcode country name parent_name sku payment_method payment_method_title "
+    "code reason slug tracking_number tracking_provider custom_tracking_provider "
+    "custom_tracking_link tracking_id",
+    scalars="id customer_id product_id variation_id quantity date_shipped",
+)
 
 #: Shipment Tracking's predefined carriers store only a slug; the link is the carrier's
 #: tracking page. Slugs not listed here give no link (the extension's REST endpoint
@@ -107,6 +123,7 @@ CARRIERS: dict[str, tuple[str, str]] = {
 class WooCommerceConnector(Connector):
     name = "woocommerce"
     creates_shops = False  # each webhook has its own secret: the shop must be connected first
+    PAYLOAD_SHAPE = PAYLOAD_SHAPE
 
     def __init__(self):
         self._secrets: dict[tuple[int, bytes], tuple[str, ...]] = {}
@@ -179,6 +196,8 @@ class WooCommerceConnector(Connector):
         return f"wc:{webhook}:{resource}:{payload.get('id')}:{modified}:{digest[:24]}"
 
     def order_ref(self, topic: str, payload: dict) -> str | None:
+        if not isinstance(payload, dict):
+            return None
         if topic.startswith("order."):
             return _id(payload.get("id"))
         return None
@@ -193,6 +212,8 @@ class WooCommerceConnector(Connector):
                 outcome="stale", detail=f"modified {iso(version)} < stored {iso(state.version)}"
             )
         order = canonical_order(payload)
+        if not order["id"]:
+            return missing_id("order")
         customer = canonical_customer(payload)
         before = state.extra if state.known else {}
         now = _time(payload.get("date_modified_gmt")) or meta.happened_at
@@ -247,6 +268,8 @@ class WooCommerceConnector(Connector):
     def _customer_event(kind: str):
         def handler(self, payload, meta, state):
             customer = canonical_customer_record(payload)
+            if not customer.get("id"):
+                return missing_id("customer")
             occurred = (
                 _time(payload.get("date_modified_gmt"))
                 or _time(payload.get("date_created_gmt"))
@@ -270,7 +293,7 @@ class WooCommerceConnector(Connector):
                     "title": payload.get("name"),
                     "handle": payload.get("slug"),
                     "product_type": ", ".join(
-                        c.get("name", "") for c in payload.get("categories") or []
+                        c.get("name") or "" for c in payload.get("categories") or []
                     )
                     or None,
                     "tags": [t.get("name") for t in payload.get("tags") or [] if t.get("name")],
@@ -484,7 +507,9 @@ def _new_refunds(payload: dict, before: dict, order: dict) -> list[dict]:
     what was left."""
     seen = set(before.get("refunds") or {})
     refunds = payload.get("refunds") or []
-    new = [r for r in reversed(refunds) if _id(r.get("id")) not in seen]  # oldest first
+    new = [  # oldest first
+        r for r in reversed(refunds) if _id(r.get("id")) and _id(r.get("id")) not in seen
+    ]
     full = payload.get("status") == "refunded" or _refunded_total(refunds) >= _decimal(
         payload.get("total")
     )
@@ -529,6 +554,7 @@ def _bookkeeping(payload: dict) -> dict:
         "refunds": {
             _id(r.get("id")): money(abs(_decimal(r.get("total"))))
             for r in payload.get("refunds") or []
+            if _id(r.get("id"))
         },
         "trackings": [_tracking_key(item) for item in _trackings(payload)],
     }

@@ -98,7 +98,10 @@ def due_time(rule: Rule, event: Event, ctx: dict) -> datetime:
             except ValueError:
                 moment = None
             if moment is not None:
-                return moment + rule.wait
+                try:
+                    return moment + rule.wait
+                except OverflowError:  # a date near year 9999 in the payload
+                    continue
     return event.occurred_at + rule.wait
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from aftersale.events import Event
+from store.fit import fit_row
 from store.sql import insert_ignore
 from store.tables import events
 
@@ -15,23 +16,27 @@ from store.tables import events
 def insert_event(
     conn: Connection, shop_id: int, delivery_id: int | None, event: Event, now: datetime
 ) -> int | None:
-    """Store an event; its id, or None when the same happening was already stored."""
-    row = conn.execute(
-        insert_ignore(conn, events)
-        .values(
-            shop_id=shop_id,
-            delivery_id=delivery_id,
-            kind=event.kind,
-            event_key=event.key,
-            occurred_at=event.occurred_at,
-            order_ref=event.order_ref,
-            customer_ref=event.customer_ref,
-            fulfillment_ref=event.fulfillment_ref,
-            payload=event.to_dict(),
-            created_at=now,
-        )
-        .returning(events.c.id)
-    ).first()
+    """Store an event; its id, or None when the same happening was already stored.
+
+    A reference too long for its column is truncated; the note joins the event's warnings.
+    """
+    values = fit_row(
+        events,
+        {
+            "shop_id": shop_id,
+            "delivery_id": delivery_id,
+            "kind": event.kind,
+            "event_key": event.key,
+            "occurred_at": event.occurred_at,
+            "order_ref": event.order_ref,
+            "customer_ref": event.customer_ref,
+            "fulfillment_ref": event.fulfillment_ref,
+            "created_at": now,
+        },
+        event.warnings,
+    )
+    values["payload"] = event.to_dict()
+    row = conn.execute(insert_ignore(conn, events).values(**values).returning(events.c.id)).first()
     return row.id if row else None
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from connectors.base import OrderState
+from store.fit import fit_row
 from store.sql import for_update, insert_ignore, upsert
 from store.tables import customers, order_states
 
@@ -24,6 +25,7 @@ def lock_order(conn: Connection, shop_id: int, order_ref: str | None) -> OrderSt
     """
     if order_ref is None:
         return OrderState()
+    order_ref = _fit_ref(order_states, "order_ref", order_ref)
     row = conn.execute(
         for_update(
             conn,
@@ -41,16 +43,19 @@ def save_order(
     conn: Connection, shop_id: int, order_ref: str, state: OrderState, now: datetime
 ) -> None:
     customer_ref = (state.order or {}).get("customer_id")
-    values = {
-        "shop_id": shop_id,
-        "order_ref": order_ref,
-        "customer_ref": customer_ref,
-        "version": state.version,
-        "order": state.order or {"id": order_ref},
-        "extra": state.extra or {},
-        "created_at": now,
-        "updated_at": now,
-    }
+    values = fit_row(
+        order_states,
+        {
+            "shop_id": shop_id,
+            "order_ref": order_ref,
+            "customer_ref": customer_ref,
+            "version": state.version,
+            "order": state.order or {"id": order_ref},
+            "extra": state.extra or {},
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
     conn.execute(
         upsert(
             conn,
@@ -62,13 +67,15 @@ def save_order(
     )
 
 
-def remember_customer(conn: Connection, shop_id: int, customer: dict, now: datetime) -> dict:
+def remember_customer(
+    conn: Connection, shop_id: int, customer: dict, now: datetime, warnings: list | None = None
+) -> dict:
     """Merge what an event says about a customer into the stored record; return the merged view.
 
     Consent is kept per customer because Shopify stopped sending it in order
     payloads (API 2025-01): a later order without it must not erase it.
     """
-    ref = str(customer["id"])
+    ref = _fit_ref(customers, "customer_ref", str(customer["id"]))
     row = conn.execute(
         select(customers).where(customers.c.shop_id == shop_id, customers.c.customer_ref == ref)
     ).first()
@@ -83,14 +90,24 @@ def remember_customer(conn: Connection, shop_id: int, customer: dict, now: datet
     if row is None:
         conn.execute(
             insert_ignore(conn, customers).values(
-                shop_id=shop_id, customer_ref=ref, created_at=now, updated_at=now, **values
+                fit_row(
+                    customers,
+                    {
+                        "shop_id": shop_id,
+                        "customer_ref": ref,
+                        "created_at": now,
+                        "updated_at": now,
+                        **values,
+                    },
+                    warnings,
+                )
             )
         )
     elif values:
         conn.execute(
             update(customers)
             .where(customers.c.shop_id == shop_id, customers.c.customer_ref == ref)
-            .values(updated_at=now, **values)
+            .values(updated_at=now, **fit_row(customers, values, warnings))
         )
     merged = {k: known.get(k) for k in CUSTOMER_FIELDS + CONSENT_FIELDS if known.get(k) is not None}
     merged.update(customer)
@@ -107,4 +124,11 @@ _CUSTOMER = select(customers).where(
 
 
 def get_customer(conn: Connection, shop_id: int, ref: str):
+    ref = _fit_ref(customers, "customer_ref", ref)
     return conn.execute(_CUSTOMER, {"shop_id": shop_id, "ref": ref}).first()
+
+
+def _fit_ref(table, column: str, value: str) -> str:
+    """A key as it is stored (truncated like ``fit_row`` does), so lookups find it."""
+    length = table.c[column].type.length
+    return value if len(value) <= length else fit_row(table, {column: value})[column]

@@ -44,7 +44,7 @@ shops = Table(
     Column("credentials", LargeBinary),  # Fernet token of a JSON object; never logged
     Column("settings", Json),
     Column("timezone", String(64)),
-    Column("locale", String(16)),
+    Column("locale", String(35)),
     Column("currency", String(3)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -81,7 +81,7 @@ order_states = Table(
     "order_states",
     metadata,
     Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
-    Column("order_ref", String(64), primary_key=True),
+    Column("order_ref", String(128), primary_key=True),
     Column("customer_ref", String(128)),
     Column("version", UTCDateTime),  # the platform's updated_at / date_modified_gmt
     Column("order", Json, nullable=False),  # the latest canonical order dict
@@ -98,10 +98,10 @@ customers = Table(
     Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
     Column("customer_ref", String(128), primary_key=True),
     Column("email", String(320)),
-    Column("phone", String(32)),
+    Column("phone", String(64)),
     Column("first_name", String(255)),
     Column("last_name", String(255)),
-    Column("locale", String(16)),
+    Column("locale", String(35)),
     Column("accepts_email_marketing", Boolean),
     Column("accepts_sms_marketing", Boolean),
     Column("consent_updated_at", UTCDateTime),
@@ -120,9 +120,9 @@ events = Table(
     Column("kind", String(64), nullable=False),
     Column("event_key", String(255), nullable=False),
     Column("occurred_at", UTCDateTime, nullable=False),
-    Column("order_ref", String(64)),
+    Column("order_ref", String(128)),
     Column("customer_ref", String(128)),
-    Column("fulfillment_ref", String(64)),
+    Column("fulfillment_ref", String(128)),
     Column("payload", Json, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("shop_id", "kind", "event_key", name="uq_events_shop_kind_key"),
@@ -141,9 +141,9 @@ actions = Table(
     Column("action_type", String(32), nullable=False),
     Column("params", Json, nullable=False),
     Column("category", String(16), nullable=False),
-    Column("order_ref", String(64)),
+    Column("order_ref", String(128)),
     Column("customer_ref", String(128)),
-    Column("fulfillment_ref", String(64)),
+    Column("fulfillment_ref", String(128)),
     Column("once_key", String(255)),
     # scheduled | waiting | queued | running | sent | skipped | failed | dead
     Column("status", String(16), nullable=False),
@@ -218,4 +218,15 @@ link_clicks = Table(
     Column("kind", String(16), nullable=False),  # review | help | unsubscribe | track
     Column("created_at", UTCDateTime, nullable=False),
     Index("ix_link_clicks_action_id", "action_id"),
+)
+
+consumed_tokens = Table(
+    "consumed_tokens",
+    metadata,
+    # single-use tokens (the WooCommerce key exchange's user_id) already spent; store/tokens.py
+    Column("purpose", String(32), primary_key=True),
+    Column("digest", String(64), primary_key=True),  # sha256 hex: the token itself is not kept
+    Column("consumed_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),  # the token's own end; prunable after
+    Index("ix_consumed_tokens_expires_at", "expires_at"),
 )

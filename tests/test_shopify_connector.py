@@ -14,7 +14,7 @@ from tests.helpers import FIXTURES, load_fixture
 connector = ShopifyConnector()
 ORDER = "5678901234567"
 FULFILLMENT = "4567890123456"
-RECEIVED = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+RECEIVED = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)  # after every fixture happened
 
 
 def meta(topic: str) -> DeliveryMeta:

@@ -26,6 +26,8 @@ from store import deliveries as delivery_store
 from store import events as event_store
 from store import shops as shop_store
 from store import state as state_store
+from store.fit import fit_row
+from store.tables import actions as actions_table
 from workers.queues import by_job, enqueue_actions
 
 log = logs.get_logger("workers.processing")
@@ -110,6 +112,8 @@ def _process(conn, runtime, ruleset, shop, row, now: datetime) -> tuple[str, lis
         actions_due=len(queued),
         detail=result.detail,
     )
+    if result.warnings:
+        log.warning("delivery.odd_payload", warnings=result.warnings)
     return status, queued
 
 
@@ -132,23 +136,26 @@ def _handle_event(conn, ruleset, shop, delivery_pk: int, event: Event, now: date
             p for p in plan(ruleset, judged, now) if not _acted_recently(conn, shop, event, p, now)
         ]
         rows = [
-            {
-                "shop_id": shop.id,
-                "event_id": event_id,
-                "rule": p.rule.name,
-                "step": p.step.index,
-                "action_type": p.step.type,
-                "params": p.step.params,
-                "category": p.rule.category,
-                "order_ref": event.order_ref,
-                "customer_ref": event.customer_ref,
-                "fulfillment_ref": event.fulfillment_ref,
-                "once_key": f"{shop.id}|{p.once_key}",
-                "due_at": p.due_at,
-                "deadline_at": p.deadline_at,
-                "wait_for": p.waiting,
-                "cancel_on": sorted(p.rule.cancel_on),
-            }
+            fit_row(
+                actions_table,
+                {
+                    "shop_id": shop.id,
+                    "event_id": event_id,
+                    "rule": p.rule.name,
+                    "step": p.step.index,
+                    "action_type": p.step.type,
+                    "params": p.step.params,
+                    "category": p.rule.category,
+                    "order_ref": event.order_ref,
+                    "customer_ref": event.customer_ref,
+                    "fulfillment_ref": event.fulfillment_ref,
+                    "once_key": f"{shop.id}|{p.once_key}",
+                    "due_at": p.due_at,
+                    "deadline_at": p.deadline_at,
+                    "wait_for": p.waiting,
+                    "cancel_on": sorted(p.rule.cancel_on),
+                },
+            )
             for p in planned
         ]
         created = action_store.create(conn, rows, now)
@@ -205,7 +212,9 @@ def _enrich(conn, shop_id: int, event: Event, state: OrderState, now: datetime) 
     customer = event.customer
     order = changes.get("order") or event.order or {}
     if customer and customer.get("id"):
-        changes["customer"] = state_store.remember_customer(conn, shop_id, customer, now)
+        changes["customer"] = state_store.remember_customer(
+            conn, shop_id, customer, now, event.warnings
+        )
     elif customer is None and order.get("customer_id"):
         row = state_store.get_customer(conn, shop_id, order["customer_id"])
         if row is not None:
@@ -233,7 +242,7 @@ def _note(result) -> str | None:
 
 
 def _record_failure(runtime, delivery_id: int, exc: Exception, now: datetime) -> None:
-    error = f"{type(exc).__name__}: {exc}"
+    error = logs.describe_error(exc, limit=2000)
     try:
         with runtime.engine.begin() as conn:
             status = delivery_store.record_failure(
