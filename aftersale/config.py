@@ -57,6 +57,8 @@ class Config:
     log_level: str = "INFO"
     log_format: str = "json"
     environment: str = "development"
+    #: a caller sending ``Authorization: Bearer <it>`` gets /readyz's per-check details
+    readyz_token: str = ""
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -88,6 +90,7 @@ class Config:
             "log_level": (env.get("LOG_LEVEL") or "INFO").upper(),
             "log_format": env.get("LOG_FORMAT") or "json",
             "environment": env.get("AFTERSALE_ENV") or "development",
+            "readyz_token": env.get("READYZ_TOKEN", ""),
         }
         values.update(overrides)
         return cls(**values).validated()

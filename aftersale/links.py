@@ -15,16 +15,29 @@ to is looked up from the action the mail was sent for, so a link leaked into
 a proxy log does not leak who the customer is. Each kind of link has its own
 salt and lifetime; an expired or tampered token is refused with
 :class:`LinkInvalid`.
+
+The links are public endpoints, so a token is treated as hostile until it is
+proven otherwise: its shape and length are checked before it is decoded, the
+unverified peek that picks the shop's key is bounded (a small deflated token
+cannot inflate to megabytes) and trusts nothing but a well-formed shop id, and
+after the signature checks out every claim is checked again for type and range
+(ids fit the database's BIGINT, texts are short strings, no unknown keys).
+Anything else is LinkInvalid, never an exception the web layer would turn into
+a 500, even for a token signed with our own key.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
+import zlib
 from dataclasses import dataclass
 from datetime import timedelta
 
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode
 
 from aftersale.clock import SystemClock
 
@@ -37,6 +50,16 @@ KINDS: dict[str, tuple[str, timedelta]] = {
 }
 #: the shops.settings key holding a shop's link-key version
 KEY_VERSION_SETTING = "link_key_version"
+#: ids are BIGINT in PostgreSQL; a larger one would fail in the query, not in the check
+MAX_ID = 2**63 - 1
+#: product ids, SKUs, handles and order names are short; a token is part of a URL
+MAX_TEXT = 255
+#: a language tag such as ``sr-Latn-RS`` (BCP 47 tags in practice stay well below this)
+LOCALE = re.compile(r"[A-Za-z0-9_-]{1,35}")
+#: URL-safe base64 and dots only; real tokens are a few hundred characters
+TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,2048}")
+#: what an unverified payload may inflate to before the signature is checked
+MAX_PEEK_BYTES = 16 * 1024
 
 
 class LinkInvalid(Exception):
@@ -66,22 +89,66 @@ class LinkClaims:
     locale: str | None = None
 
     def to_payload(self) -> dict:
+        """The short payload; a value :meth:`from_payload` would refuse is left out, not signed,
+        so no link we send is refused (a missing locale or SKU only makes the page plainer)."""
         payload = {"s": self.shop_id, "a": self.action_id}
-        for key, value in _SHORT_KEYS.items():
-            if getattr(self, value):
-                payload[key] = getattr(self, value)
+        for key, name in _SHORT_KEYS.items():
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)  # ids from platforms may be numbers
+            if value and _valid_text(key, value):
+                payload[key] = value
         return payload
 
     @classmethod
     def from_payload(cls, kind: str, payload) -> LinkClaims:
-        if not isinstance(payload, dict) or not isinstance(payload.get("s"), int):
+        """Claims from a decoded payload, checked strictly; LinkInvalid for anything else.
+
+        Only called on a payload whose signature checked out, but the check does
+        not rely on it: a key that leaked, or a bug in what we sign, must still
+        not turn into a crash or an out-of-range query.
+        """
+        if kind not in KINDS:
+            raise LinkInvalid(f"unknown link kind {kind!r}")
+        if not isinstance(payload, dict) or "s" not in payload:
             raise LinkInvalid("token payload is not a link")
-        optional = {
-            name: str(payload[key]) for key, name in _SHORT_KEYS.items() if payload.get(key)
-        }
+        unknown = set(payload) - {"s", "a", *_SHORT_KEYS}
+        if unknown:
+            raise LinkInvalid("token payload has unknown claims")
+        optional = {}
+        for key, name in _SHORT_KEYS.items():
+            if key not in payload:
+                continue
+            value = payload[key]
+            # tokens signed before the check may carry a platform id as a number
+            if key != "l" and type(value) is int and 0 <= value <= MAX_ID:
+                value = str(value)
+            if not (isinstance(value, str) and value and _valid_text(key, value)):
+                raise LinkInvalid(f"token claim {key!r} is malformed")
+            optional[name] = value
         return cls(
-            kind=kind, shop_id=payload["s"], action_id=int(payload.get("a") or 0), **optional
+            kind=kind,
+            shop_id=valid_id(payload["s"]),
+            action_id=valid_id(payload.get("a", 0)),
+            **optional,
         )
+
+
+def valid_id(value) -> int:
+    """A shop or action id as tokens carry it: an int (not a bool) in 0..MAX_ID.
+
+    0 is the id of previews and load-time checks, signed for no real shop or
+    action; no row has it, so a link carrying it finds nothing and is refused.
+    """
+    if type(value) is not int or not 0 <= value <= MAX_ID:
+        raise LinkInvalid("token id is malformed")
+    return value
+
+
+def _valid_text(key: str, value: str) -> bool:
+    if key == "l":
+        return LOCALE.fullmatch(value) is not None
+    return len(value) <= MAX_TEXT
 
 
 #: payload keys are one letter: the token is part of a URL in a mail
@@ -124,18 +191,22 @@ class LinkSigner:
 
         Nothing else may be trusted from it; :meth:`verify` checks the signature.
         """
-        return LinkClaims.from_payload(kind, self.unverified_payload(kind, token)).shop_id
+        payload = self.unverified_payload(kind, token)
+        if not isinstance(payload, dict):
+            raise LinkInvalid("token payload is not a link")
+        return valid_id(payload.get("s"))
 
     def unverified_payload(self, kind: str, token: str):
         """The token's payload without checking it (None when unreadable): only for choosing
         keys and the language of an error page."""
-        if kind not in KINDS:
-            raise LinkInvalid(f"unknown link kind {kind!r}")
-        _, payload = self._serializer(kind, 0, 1).loads_unsafe(token)
-        return payload
+        _check_shape(kind, token)
+        return _peek(token)
 
     def verify(self, kind: str, token: str, key_version: int = 1) -> LinkClaims:
-        """The claims of a valid token; LinkInvalid when tampered, revoked or expired."""
+        """The claims of a valid token; LinkInvalid when tampered, revoked, expired or malformed.
+
+        The signature is checked first; only then are the claims read, and strictly.
+        """
         shop_id = self.shop_of(kind, token)
         _, max_age = KINDS[kind]
         serializer = self._serializer(kind, shop_id, key_version)
@@ -145,6 +216,9 @@ class LinkSigner:
             raise LinkInvalid("link expired", expired=True) from exc
         except BadData as exc:
             raise LinkInvalid("bad signature") from exc
+        except (ValueError, OverflowError, OSError) as exc:
+            # a signed timestamp beyond what datetime can hold; only our key makes one
+            raise LinkInvalid("malformed timestamp") from exc
         claims = LinkClaims.from_payload(kind, payload)
         if claims.shop_id != shop_id:  # pragma: no cover - the signature covers the payload
             raise LinkInvalid("shop mismatch")
@@ -164,6 +238,36 @@ class LinkSigner:
             signer=ClockSigner,
             signer_kwargs={"clock": self.clock},
         )
+
+
+def _check_shape(kind: str, token) -> None:
+    """Refuse what cannot be a token before any decoding work is spent on it."""
+    if kind not in KINDS:
+        raise LinkInvalid(f"unknown link kind {kind!r}")
+    if not isinstance(token, str) or TOKEN.fullmatch(token) is None:
+        raise LinkInvalid("not a link token")
+
+
+def _peek(token: str):
+    """Decode a token's payload without its signature, inflating at most MAX_PEEK_BYTES.
+
+    itsdangerous's ``loads_unsafe`` would inflate a compressed payload without
+    limit before anything is verified; this reads the same format (an optional
+    ``.`` for "deflated", base64 up to the next ``.``) with a cap. None when
+    the payload cannot be read.
+    """
+    compressed = token.startswith(".")
+    encoded = token[1:] if compressed else token
+    try:
+        data = base64_decode(encoded.split(".", 1)[0])
+        if compressed:
+            inflater = zlib.decompressobj()
+            data = inflater.decompress(data, MAX_PEEK_BYTES)
+            if inflater.unconsumed_tail:
+                return None
+        return json.loads(data)
+    except Exception:  # any undecodable payload is simply unreadable
+        return None
 
 
 def shop_key(secret: str, shop_id: int, version: int) -> bytes:

@@ -11,17 +11,23 @@ and the store posts a fresh key to ``/woocommerce/auth-callback``.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from aftersale import logs
+from aftersale.links import ClockSigner
 from connectors.woocommerce import shop_domain
 from store import shops as shop_store
+from store import tokens as token_store
 
 log = logs.get_logger("aftersale.shops")
 #: how long an authorize link is good for: the owner approves within minutes
 AUTHORIZE_MAX_AGE = 3600
+#: the consumed_tokens purpose of the key exchange's user_id
+CONNECT_PURPOSE = "woocommerce-connect"
 
 
 class ConnectError(Exception):
@@ -30,6 +36,15 @@ class ConnectError(Exception):
 
 def add_woocommerce(runtime, url: str, key: str, secret: str) -> tuple[int, str]:
     """Store (or replace) a WooCommerce store's API key; (shop id, domain)."""
+    domain, base = _checked_store(url, key, secret)
+    with runtime.engine.begin() as conn:
+        shop_id = _save_key(runtime, conn, domain, base, key, secret)
+    log.info("shop.connected", platform="woocommerce", shop=domain)
+    return shop_id, domain
+
+
+def _checked_store(url: str, key: str, secret: str) -> tuple[str, str]:
+    """(domain, base URL) of a store whose key looks like a REST API key; else ConnectError."""
     domain = shop_domain(url)
     if not domain:
         raise ConnectError(f"{url!r} is not a store address, e.g. https://shop.example.com")
@@ -38,18 +53,20 @@ def add_woocommerce(runtime, url: str, key: str, secret: str) -> tuple[int, str]
     base = url.strip().rstrip("/")
     if "//" not in base:
         base = f"https://{base}"
+    return domain, base
+
+
+def _save_key(runtime, conn, domain: str, base: str, key: str, secret: str) -> int:
     now = runtime.clock.now()
-    with runtime.engine.begin() as conn:
-        shop_id = shop_store.ensure_shop(conn, "woocommerce", domain, now)
-        shop_store.update_credentials(
-            conn,
-            shop_id,
-            runtime.config.secret_keys,
-            {"url": base, "consumer_key": key, "consumer_secret": secret},
-            now,
-        )
-    log.info("shop.connected", platform="woocommerce", shop=domain)
-    return shop_id, domain
+    shop_id = shop_store.ensure_shop(conn, "woocommerce", domain, now)
+    shop_store.update_credentials(
+        conn,
+        shop_id,
+        runtime.config.secret_keys,
+        {"url": base, "consumer_key": key, "consumer_secret": secret},
+        now,
+    )
+    return shop_id
 
 
 def delivery_url(runtime, domain: str) -> str:
@@ -97,7 +114,13 @@ def register_woocommerce_webhooks(runtime, domain: str) -> dict:
 
 
 def _serializer(runtime) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(list(runtime.config.secret_keys), salt="woocommerce-connect")
+    # stamped with the runtime's clock, the one consumed tokens are pruned by
+    return URLSafeTimedSerializer(
+        list(runtime.config.secret_keys),
+        salt="woocommerce-connect",
+        signer=ClockSigner,
+        signer_kwargs={"clock": runtime.clock},
+    )
 
 
 def authorize_url(runtime, store_url: str) -> str:
@@ -126,17 +149,54 @@ def authorize_url(runtime, store_url: str) -> str:
     return f"{base}/wc-auth/v1/authorize?{query}"
 
 
+def _canonical(token: str) -> str:
+    """One spelling per verified token, for the single-use record.
+
+    The signature part is base64 that itsdangerous decodes leniently: padding
+    ``=``, stray characters and the spare low bits of the last character are
+    ignored, so ``token + "="`` verifies as well as ``token``. The signed part
+    (payload and timestamp) is compared byte for byte by the HMAC, so it is
+    already canonical; the signature is re-encoded from its bytes.
+    """
+    signed, _, signature = token.rpartition(".")
+    return f"{signed}.{base64_encode(base64_decode(signature)).decode()}"
+
+
 def accept_keys(runtime, posted: dict) -> tuple[int, str]:
-    """The store's POST to the callback: check the token, store the key; (shop id, domain)."""
+    """The store's POST to the callback: check the token, store the key; (shop id, domain).
+
+    The token is single-use: it is recorded as consumed in the transaction
+    that stores the key, so whoever saw it (a proxy log, the browser history
+    of the authorize page) cannot post it again within its hour and swap the
+    store's key for their own. Expired records are pruned on the way.
+    """
+    token = posted.get("user_id")
     try:
-        claims = _serializer(runtime).loads(
-            str(posted.get("user_id", "")), max_age=AUTHORIZE_MAX_AGE
+        if not isinstance(token, str):
+            raise BadData("user_id is not a string")
+        claims, signed_at = _serializer(runtime).loads(
+            token, max_age=AUTHORIZE_MAX_AGE, return_timestamp=True
         )
-    except BadData as exc:
+    except (BadData, ValueError, OverflowError, OSError) as exc:
         raise ConnectError("the user_id token is invalid or expired; start again") from exc
+    url = claims.get("url") if isinstance(claims, dict) else None
+    if not isinstance(url, str):
+        raise ConnectError("the user_id token is invalid or expired; start again")
     key, secret = posted.get("consumer_key"), posted.get("consumer_secret")
     if not isinstance(key, str) or not isinstance(secret, str):
         raise ConnectError("consumer_key and consumer_secret are required")
     if posted.get("key_permissions") not in (None, "read_write"):
         raise ConnectError("Aftersale needs read_write permissions")
-    return add_woocommerce(runtime, claims["url"], key, secret)
+    domain, base = _checked_store(url, key, secret)
+    now = runtime.clock.now()
+    expires_at = signed_at + timedelta(seconds=AUTHORIZE_MAX_AGE)
+    with runtime.engine.begin() as conn:
+        token_store.prune(conn, now)
+        spent = token_store.consume(
+            conn, CONNECT_PURPOSE, _canonical(token), now=now, expires_at=expires_at
+        )
+        if not spent:
+            raise ConnectError("this authorization was already used; start again")
+        shop_id = _save_key(runtime, conn, domain, base, key, secret)
+    log.info("shop.connected", platform="woocommerce", shop=domain)
+    return shop_id, domain

@@ -165,4 +165,4 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").json == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready.json == {"status": "ok"}  # details only with READYZ_TOKEN: tests/test_readyz.py

@@ -1,13 +1,24 @@
-"""Liveness and readiness for load balancers and process managers."""
+"""Liveness and readiness for load balancers and process managers.
+
+Both endpoints are public, so they say *whether* something is down, never
+where it lives or why: a connection error names the database host, port,
+database and user, which is a map of the internals for anyone probing. The
+reason goes to the log. A caller presenting READYZ_TOKEN (``Authorization:
+Bearer ...``; monitoring, an operator) also gets which check failed, still
+without hosts or error text.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
-from redis.exceptions import RedisError
+import hmac
+
+from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+
+from aftersale import logs
 
 bp = Blueprint("health", __name__)
+log = logs.get_logger("webhooks.health")
 
 
 @bp.get("/healthz")
@@ -21,19 +32,43 @@ def readyz():
     """Database and Redis reachable. Webhooks are still accepted without Redis (outbox), so
     Redis being down is reported but does not make the process unready."""
     runtime = current_app.extensions["aftersale"]
-    checks = {}
-    try:
-        with runtime.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except SQLAlchemyError as exc:
-        checks["database"] = f"error: {str(exc).splitlines()[0]}"
-    try:
-        runtime.redis.ping()
-        checks["redis"] = "ok"
-    except RedisError as exc:
-        checks["redis"] = f"error: {exc}"
+    checks = {"database": _check("database", _ping_database, runtime)}
+    checks["redis"] = _check("redis", lambda rt: rt.redis.ping(), runtime)
     ready = checks["database"] == "ok"
-    return jsonify(
-        {"status": "ok" if ready else "unavailable", "checks": checks}
-    ), 200 if ready else 503
+    body = {"status": "ok" if ready else "unavailable"}
+    if _authorized(runtime.config.readyz_token):
+        body["checks"] = checks
+    response = jsonify(body)
+    response.status_code = 200 if ready else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _ping_database(runtime) -> None:
+    with runtime.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _check(name: str, probe, runtime) -> str:
+    """``ok`` or ``down``; whatever went wrong (any exception: a driver's own, a timeout) is
+    logged for the operator and never becomes the answer or a 500."""
+    try:
+        probe(runtime)
+    except Exception as exc:
+        reason = next(iter(str(exc).splitlines()), "")[:300]
+        log.warning("health.check_failed", check=name, error=type(exc).__name__, reason=reason)
+        return "down"
+    return "ok"
+
+
+def _authorized(token: str) -> bool:
+    """The request carries ``Authorization: Bearer <READYZ_TOKEN>`` (compared in constant time).
+
+    Without READYZ_TOKEN set nobody gets the details.
+    """
+    if not token:
+        return False
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())

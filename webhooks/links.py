@@ -13,8 +13,10 @@ at once, whether it comes from the page's button or from a mail client's
 one-click ``List-Unsubscribe=One-Click``. The address is suppressed for every
 later marketing message of the shop; transactional mail still goes out.
 
-A tampered, revoked or expired token gets a 400 page saying so, in the
-customer's language when the token names it.
+A tampered, revoked, expired or malformed token gets a 400 page saying so,
+in the customer's language when the token names it; the claims are checked
+for type and range by ``aftersale.links`` before anything here queries with
+them, so no token, however built, reaches a 500.
 """
 
 from __future__ import annotations
@@ -112,8 +114,11 @@ def _click(kind: str, token: str):
     runtime = current_app.extensions["aftersale"]
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:
+        # a validly signed link may outlive its action (or be a preview's, action 0): the
+        # customer still gets where they wanted, the click is kept without an action
+        action = _action_of(conn, shop, claims)
         message_store.record_click(
-            conn, shop_id=shop.id, action_id=claims.action_id, kind=kind, now=now
+            conn, shop_id=shop.id, action_id=action.id if action else None, kind=kind, now=now
         )
         queued = _record_event(conn, runtime, shop, claims, f"link.{kind}_clicked", now)
     _hand_off(runtime, queued)
@@ -181,8 +186,8 @@ def _record_event(conn, runtime, shop, claims: LinkClaims, kind: str, now) -> li
     """
     from workers.processing import _handle_event
 
-    action = action_store.get(conn, claims.action_id) if claims.action_id else None
-    if action is None or action.shop_id != shop.id:
+    action = _action_of(conn, shop, claims)
+    if action is None:
         return []
     order, customer = _subjects_of(conn, action)
     product = {"id": claims.product_id, "sku": claims.sku} if claims.product_id else None
@@ -197,6 +202,12 @@ def _record_event(conn, runtime, shop, claims: LinkClaims, kind: str, now) -> li
         source={"platform": "aftersale", "topic": kind, "action_id": action.id},
     )
     return _handle_event(conn, runtime.rules, shop, None, event, now)
+
+
+def _action_of(conn, shop, claims: LinkClaims):
+    """The action the link was sent for, if it still exists and is this shop's."""
+    action = action_store.get(conn, claims.action_id) if claims.action_id else None
+    return action if action is not None and action.shop_id == shop.id else None
 
 
 def _subjects_of(conn, action) -> tuple[dict | None, dict | None]:
