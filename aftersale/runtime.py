@@ -16,8 +16,8 @@ from pathlib import Path
 from redis import Redis
 from rq import Queue
 
-from aftersale.clock import SystemClock
-from aftersale.config import BUILTIN_TEMPLATES_DIR, Config
+from aftersale.core.clock import SystemClock
+from aftersale.core.config import BUILTIN_TEMPLATES_DIR, Config
 
 SHOP_CACHE_SECONDS = 30.0
 _current: Runtime | None = None
@@ -34,7 +34,7 @@ class Runtime:
 
     @cached_property
     def engine(self):
-        from store.db import make_engine
+        from aftersale.store.db import make_engine
 
         return make_engine(self.config.database_url)
 
@@ -78,7 +78,7 @@ class Runtime:
 
     def load_rules(self):
         """Rules, and every template they use rendered against sample events (load-time errors)."""
-        from workers.template_check import load_rules_checked
+        from aftersale.workers.template_check import load_rules_checked
 
         return load_rules_checked(self.config.rules_dir, self.template_dirs)
 
@@ -91,34 +91,34 @@ class Runtime:
 
     @cached_property
     def renderer(self):
-        from workers.render import Renderer
+        from aftersale.workers.render import Renderer
 
         return Renderer(self.template_dirs)
 
     @cached_property
     def link_signer(self):
         """Signs and checks the review, help and unsubscribe links in messages."""
-        from aftersale.links import LinkSigner
+        from aftersale.core.links import LinkSigner
 
         return LinkSigner(self.config.secret_keys, self.config.public_url, self.clock)
 
     @cached_property
     def mailer(self):
-        from workers.channels import mail_channel
+        from aftersale.workers.channels import mail_channel
 
         return mail_channel(self.config.mail_url)
 
     @cached_property
     def sms(self):
         """The SMS channel from SMS_URL; ChannelUnavailable when none is configured."""
-        from workers.channels import sms_channel
+        from aftersale.workers.channels import sms_channel
 
         return sms_channel(self.config.sms_url)
 
     @cached_property
     def webhooks(self):
         """Outbound webhooks, signed with the deployment's webhook secret."""
-        from workers.channels.webhook import WebhookChannel
+        from aftersale.workers.channels.webhook import WebhookChannel
 
         return WebhookChannel(self.config.webhook_signing_secret)
 
@@ -129,7 +129,7 @@ class Runtime:
         hit = self._shops.get(shop_id)
         if hit is not None and hit[0] > now:
             return hit[1]
-        from store.shops import get_shop
+        from aftersale.store.shops import get_shop
 
         row = get_shop(conn, shop_id)
         if row is not None:

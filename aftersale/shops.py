@@ -17,11 +17,11 @@ from urllib.parse import urlencode
 from itsdangerous import BadData, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
-from aftersale import logs
-from aftersale.links import ClockSigner
-from connectors.woocommerce import shop_domain
-from store import shops as shop_store
-from store import tokens as token_store
+from aftersale.connectors.woocommerce import shop_domain
+from aftersale.core import logs
+from aftersale.core.links import ClockSigner
+from aftersale.store import shops as shop_store
+from aftersale.store import tokens as token_store
 
 log = logs.get_logger("aftersale.shops")
 #: how long an authorize link is good for: the owner approves within minutes
@@ -80,7 +80,7 @@ def register_woocommerce_webhooks(runtime, domain: str) -> dict:
     The webhook secret is generated once per shop and kept; registering again
     reuses it, so webhooks already active keep working.
     """
-    from connectors.woocommerce_api import WooCommerceAPI, new_webhook_secret
+    from aftersale.connectors.woocommerce_api import WooCommerceAPI, new_webhook_secret
 
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:

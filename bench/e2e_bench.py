@@ -216,7 +216,7 @@ def main() -> None:
         wait_for_port(smtp_port)
         base, web = stack.enter_context(
             gunicorn(
-                "webhooks:create_app()",
+                "aftersale.web:create_app()",
                 env,
                 workers=args.web_workers,
                 threads=16,
@@ -323,10 +323,9 @@ def main() -> None:
 
 def stage_latencies(database_url: str) -> list[list]:
     """Median and p99 of each hop a webhook takes, from the rows' own timestamps."""
+    from aftersale.store.db import make_engine
+    from aftersale.store.tables import actions, deliveries
     from sqlalchemy import select
-
-    from store.db import make_engine
-    from store.tables import actions, deliveries
 
     engine = make_engine(database_url)
     with engine.connect() as conn:

@@ -130,10 +130,9 @@ def fixed_rate(url: str, body: bytes, rate: float, seconds: float) -> dict:
 
 
 def count_deliveries(database_url: str) -> int:
+    from aftersale.store.db import make_engine
+    from aftersale.store.tables import deliveries
     from sqlalchemy import func, select
-
-    from store.db import make_engine
-    from store.tables import deliveries
 
     engine = make_engine(database_url)
     with engine.connect() as conn:
@@ -206,7 +205,7 @@ def main() -> None:
             with (
                 database(backend) as url,
                 gunicorn(
-                    "webhooks:create_app()",
+                    "aftersale.web:create_app()",
                     aftersale_env(url, redis_url, folder / backend),
                     log_path=folder / f"{backend}.log",
                     **gconf,

@@ -113,7 +113,7 @@ def write_rules(folder: Path, count: int, kinds: int, target_kind_rules: int, se
 
 
 def sample_event():
-    from workers.previews import events_from_payload
+    from aftersale.workers.previews import events_from_payload
 
     payload = json.loads((ROOT / "tests/fixtures/shopify/orders__create.json").read_text())
     (event,) = events_from_payload("shopify", "orders/create", payload)
@@ -121,8 +121,8 @@ def sample_event():
 
 
 def measure(folder: Path, events: int):
-    from rules.engine import plan
-    from rules.loader import load_rules
+    from aftersale.rules.engine import plan
+    from aftersale.rules.loader import load_rules
 
     started = time.perf_counter()
     ruleset = load_rules(folder)

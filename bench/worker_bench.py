@@ -64,7 +64,8 @@ class CountingSMTP:
 
 
 def make_runtime(database_url: str, redis_url: str, instance: Path, mail_url: str, prefix: str):
-    from aftersale.config import Config
+    from aftersale.core.config import Config
+
     from aftersale.runtime import Runtime, install
 
     config = Config.from_env(
@@ -87,12 +88,12 @@ def plant_emails(runtime, n: int, due_at) -> None:
     """One stored orders/create event and ``n`` thank-you email actions due at ``due_at``."""
     import json
 
-    from connectors.base import DeliveryMeta, OrderState
-    from connectors.shopify import ShopifyConnector
-    from store import actions as action_store
-    from store import events as event_store
-    from store import shops as shop_store
-    from store import state as state_store
+    from aftersale.connectors.base import DeliveryMeta, OrderState
+    from aftersale.connectors.shopify import ShopifyConnector
+    from aftersale.store import actions as action_store
+    from aftersale.store import events as event_store
+    from aftersale.store import shops as shop_store
+    from aftersale.store import state as state_store
 
     now = runtime.clock.now()
     payload = json.loads((ROOT / "tests/fixtures/shopify/orders__create.json").read_text())
@@ -124,11 +125,10 @@ def plant_emails(runtime, n: int, due_at) -> None:
 
 
 def bench_worker(kind: str, emails: int) -> list:
+    from aftersale.store.tables import actions
+    from aftersale.workers.scheduler import Scheduler
     from aiosmtpd.controller import Controller
     from sqlalchemy import func, select
-
-    from store.tables import actions
-    from workers.scheduler import Scheduler
 
     handler = CountingSMTP()
     smtp = Controller(handler, hostname="127.0.0.1", port=free_port())
@@ -198,10 +198,9 @@ FROM generate_series(1, :total) AS g
 
 
 def bench_scheduler(scheduled: int, due: int) -> tuple[list, str]:
+    from aftersale.store import shops as shop_store
+    from aftersale.workers.scheduler import Scheduler
     from sqlalchemy import text
-
-    from store import shops as shop_store
-    from workers.scheduler import Scheduler
 
     instance = Path(tempfile.mkdtemp(prefix="bench-scheduler-"))
     with database("postgresql") as url, redis_server() as redis_url:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from connectors.base import Connector
-from connectors.shopify import ShopifyConnector
-from connectors.woocommerce import WooCommerceConnector
+from aftersale.connectors.base import Connector
+from aftersale.connectors.shopify import ShopifyConnector
+from aftersale.connectors.woocommerce import WooCommerceConnector
 
 CONNECTORS: dict[str, Connector] = {
     ShopifyConnector.name: ShopifyConnector(),

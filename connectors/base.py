@@ -19,9 +19,16 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import ClassVar
 
-from aftersale.errors import PermanentError
-from aftersale.events import Event, iso, parse_time
-from connectors.sanitize import EMPTY_SHAPE, Shape, clean_payload, clean_text, collecting, warn
+from aftersale.connectors.sanitize import (
+    EMPTY_SHAPE,
+    Shape,
+    clean_payload,
+    clean_text,
+    collecting,
+    warn,
+)
+from aftersale.core.errors import PermanentError
+from aftersale.core.events import Event, iso, parse_time
 
 #: how far a payload's clock may run ahead of ours before its times are not believed
 CLOCK_SKEW = timedelta(minutes=5)

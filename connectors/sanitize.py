@@ -28,7 +28,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from aftersale.events import parse_time
+from aftersale.core.events import parse_time
 
 #: C0 controls except tab (\x09) and newline (\x0a)
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f]")

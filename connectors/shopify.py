@@ -15,8 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from aftersale.events import Event, iso, money, parse_time
-from connectors.base import (
+from aftersale.connectors.base import (
     Connector,
     DeliveryMeta,
     MissingHeaders,
@@ -29,20 +28,21 @@ from connectors.base import (
     missing_id,
     verify_base64_hmac,
 )
-from connectors.base import (
+from aftersale.connectors.base import (
     compact as _compact,
 )
-from connectors.base import (
+from aftersale.connectors.base import (
     decimal_or_zero as _decimal,
 )
-from connectors.base import (
+from aftersale.connectors.base import (
     ref as _id,
 )
-from connectors.base import (
+from aftersale.connectors.base import (
     time_or_none as _time,
 )
-from connectors.sanitize import shape
-from connectors.shopify_api import ShopifyAdminAPI, discount_input, gid
+from aftersale.connectors.sanitize import shape
+from aftersale.connectors.shopify_api import ShopifyAdminAPI, discount_input, gid
+from aftersale.core.events import Event, iso, money, parse_time
 
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
 REQUIRED_HEADERS = (

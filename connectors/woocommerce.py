@@ -22,9 +22,7 @@ from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
 import orjson
-
-from aftersale.events import Event, iso, money
-from connectors.base import (
+from aftersale.connectors.base import (
     Connector,
     DeliveryMeta,
     MissingHeaders,
@@ -37,19 +35,20 @@ from connectors.base import (
     missing_id,
     verify_base64_hmac,
 )
-from connectors.base import (
+from aftersale.connectors.base import (
     compact as _compact,
 )
-from connectors.base import (
+from aftersale.connectors.base import (
     decimal_or_zero as _decimal,
 )
-from connectors.base import (
+from aftersale.connectors.base import (
     ref as _id,
 )
-from connectors.base import (
+from aftersale.connectors.base import (
     time_or_none as _time,
 )
-from connectors.sanitize import shape
+from aftersale.connectors.sanitize import shape
+from aftersale.core.events import Event, iso, money
 
 REQUIRED_HEADERS = (
     "X-WC-Webhook-Topic",
@@ -163,7 +162,7 @@ class WooCommerceConnector(Connector):
         key = (shop.id, bytes(shop.credentials or b""))
         secrets = self._secrets.get(key)
         if secrets is None:
-            from store.shops import credentials_of
+            from aftersale.store.shops import credentials_of
 
             credentials = credentials_of(shop, config.secret_keys)
             secrets = tuple(
@@ -340,12 +339,12 @@ class WooCommerceConnector(Connector):
     # -- platform calls (REST API, connectors/woocommerce_api.py) -----------------
 
     def add_order_note(self, shop: ShopAccess, order_ref: str, note: str) -> dict:
-        from connectors.woocommerce_api import WooCommerceAPI
+        from aftersale.connectors.woocommerce_api import WooCommerceAPI
 
         return WooCommerceAPI(shop).add_order_note(order_ref, note)
 
     def create_discount_code(self, shop: ShopAccess, spec: dict) -> dict:
-        from connectors.woocommerce_api import WooCommerceAPI
+        from aftersale.connectors.woocommerce_api import WooCommerceAPI
 
         return WooCommerceAPI(shop).create_coupon(spec)
 

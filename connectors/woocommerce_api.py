@@ -18,10 +18,9 @@ import threading
 from decimal import Decimal
 
 import requests
-
-from aftersale.errors import PermanentError, TransientError
-from connectors.base import ShopAccess
-from workers.channels import http
+from aftersale.connectors.base import ShopAccess
+from aftersale.core import http
+from aftersale.core.errors import PermanentError, TransientError
 
 TIMEOUT = 20.0
 #: the topics Aftersale subscribes a store to

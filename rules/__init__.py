@@ -5,10 +5,10 @@
 and column; ``plan(ruleset, event, now)`` returns the actions an event calls for.
 """
 
-from rules.engine import PlannedAction, plan
-from rules.errors import RuleError, RulesInvalid
-from rules.loader import load_rules
-from rules.model import Rule, RuleSet, Step
+from aftersale.rules.engine import PlannedAction, plan
+from aftersale.rules.errors import RuleError, RulesInvalid
+from aftersale.rules.loader import load_rules
+from aftersale.rules.model import Rule, RuleSet, Step
 
 __all__ = [
     "PlannedAction",

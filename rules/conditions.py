@@ -25,9 +25,9 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from aftersale.events import FIELDS, parse_time
-from rules.durations import parse_duration
-from rules.errors import Invalid, suggest
+from aftersale.core.events import FIELDS, parse_time
+from aftersale.rules.durations import parse_duration
+from aftersale.rules.errors import Invalid, suggest
 
 COMBINATORS = ("all", "any", "not")
 MISSING = object()
@@ -477,7 +477,7 @@ def _compile(spec, path: tuple, fields: dict, problems: list[Invalid]) -> Condit
 
 def _compile_path(dotted: str, value, here: tuple, fields: dict) -> list[Condition]:
     if dotted == "customer.has_purchased":
-        from rules.history import HasPurchased
+        from aftersale.rules.history import HasPurchased
 
         try:
             return [HasPurchased(value)]

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from aftersale.events import Event, parse_time
-from rules.conditions import resolve
-from rules.model import Rule, RuleSet, Step
+from aftersale.core.events import Event, parse_time
+from aftersale.rules.conditions import resolve
+from aftersale.rules.model import Rule, RuleSet, Step
 
 
 @dataclass(frozen=True)

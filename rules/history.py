@@ -13,10 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
-from aftersale.events import iso, money, parse_time
-from rules.conditions import Condition, resolve
-from rules.durations import parse_duration
-from rules.errors import Invalid
+from aftersale.core.events import iso, money, parse_time
+from aftersale.rules.conditions import Condition, resolve
+from aftersale.rules.durations import parse_duration
+from aftersale.rules.errors import Invalid
 
 HISTORY_FIELDS = frozenset({"orders_count", "total_spent", "last_order_at", "purchases"})
 PURCHASE_KEYS = ("sku", "product_id", "variant_id", "product_type", "title")

@@ -12,13 +12,12 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from aftersale.rules.conditions import ConditionErrors, check_field_path, compile_condition
+from aftersale.rules.errors import Invalid, RuleError, RulesInvalid, format_path, suggest
+from aftersale.rules.model import Rule, RuleSet, Settings, Step
+from aftersale.rules.schema import RuleSchema, SettingsSchema, load_step
+from aftersale.rules.source import Document, SyntaxProblem, load_document
 from marshmallow import ValidationError
-
-from rules.conditions import ConditionErrors, check_field_path, compile_condition
-from rules.errors import Invalid, RuleError, RulesInvalid, format_path, suggest
-from rules.model import Rule, RuleSet, Settings, Step
-from rules.schema import RuleSchema, SettingsSchema, load_step
-from rules.source import Document, SyntaxProblem, load_document
 
 SETTINGS_FILE = "settings.yaml"
 

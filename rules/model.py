@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from aftersale.storefront import Storefront
-from rules.conditions import Condition
+from aftersale.core.storefront import Storefront
+from aftersale.rules.conditions import Condition
 
 ONCE_PER = ("event", "order", "fulfillment", "customer")
 CATEGORIES = ("transactional", "marketing")
@@ -116,7 +116,7 @@ class RuleSet:
         """Whether any rule asks about the customer's earlier orders (computed once)."""
         known = self.__dict__.get("_needs_history")
         if known is None:
-            from rules.history import uses_history
+            from aftersale.rules.history import uses_history
 
             known = any(uses_history(rule.condition) for rule in self.rules if rule.enabled)
             object.__setattr__(self, "_needs_history", known)

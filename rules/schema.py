@@ -12,15 +12,14 @@ import zoneinfo
 from datetime import time as dt_time
 from datetime import timedelta
 
+from aftersale.core.events import EVENT_KINDS
+from aftersale.core.storefront import StorefrontSchema
+from aftersale.rules.durations import parse_duration
+from aftersale.rules.errors import suggest
+from aftersale.rules.model import CATEGORIES, ONCE_PER
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
-
-from aftersale.events import EVENT_KINDS
-from aftersale.storefront import StorefrontSchema
-from rules.durations import parse_duration
-from rules.errors import suggest
-from rules.model import CATEGORIES, ONCE_PER
 
 RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 EMAIL_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")

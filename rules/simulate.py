@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aftersale.events import Event, iso, parse_time
-from connectors import CONNECTORS, get_connector
-from connectors.base import DeliveryMeta, OrderState
-from rules.engine import explain, plan
-from rules.model import RuleSet
+from aftersale.connectors import CONNECTORS, get_connector
+from aftersale.connectors.base import DeliveryMeta, OrderState
+from aftersale.core.events import Event, iso, parse_time
+from aftersale.rules.engine import explain, plan
+from aftersale.rules.model import RuleSet
 
 SIMULATED_SHOP = "simulated.example.com"
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from aftersale.store.tables import actions, shops
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
-
-from store.tables import actions, shops
 
 
 def earlier_steps(conn: Connection, action) -> list:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from aftersale.core.events import Event
+from aftersale.store.fit import fit_row
+from aftersale.store.sql import insert_ignore
+from aftersale.store.tables import events
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
-
-from aftersale.events import Event
-from store.fit import fit_row
-from store.sql import insert_ignore
-from store.tables import events
 
 
 def insert_event(

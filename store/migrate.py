@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aftersale.store.db import normalize_url
 from alembic import command
 from alembic.config import Config as AlembicConfig
-
-from store.db import normalize_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -29,9 +28,8 @@ def downgrade(database_url: str, revision: str) -> None:
 
 
 def current(database_url: str) -> str | None:
+    from aftersale.store.db import make_engine
     from alembic.runtime.migration import MigrationContext
-
-    from store.db import make_engine
 
     engine = make_engine(database_url)
     try:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from aftersale.store.sql import insert_ignore
+from aftersale.store.tables import shops
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
-
-from store.sql import insert_ignore
-from store.tables import shops
 
 
 def ensure_shop(conn: Connection, platform: str, domain: str, now: datetime) -> int:
@@ -45,7 +44,7 @@ def save_credentials(
     conn: Connection, shop_id: int, secret_keys, credentials: dict, now: datetime
 ) -> None:
     """Store a shop's credentials (API tokens, webhook secrets) encrypted with SECRET_KEY."""
-    from aftersale.crypto import encrypt_json
+    from aftersale.core.crypto import encrypt_json
 
     conn.execute(
         shops.update()
@@ -66,7 +65,7 @@ def update_credentials(
 
 def credentials_of(shop_row, secret_keys) -> dict:
     """The decrypted credentials of a shop row ({} when none are stored)."""
-    from aftersale.crypto import decrypt_json
+    from aftersale.core.crypto import decrypt_json
 
     return decrypt_json(secret_keys, shop_row.credentials)
 
@@ -77,7 +76,7 @@ def access(shop_row, config):
     ``settings["api_url"]`` on the shop row points the platform calls somewhere
     else than the platform's own API (a proxy, or a local stand-in in tests).
     """
-    from connectors.base import ShopAccess
+    from aftersale.connectors.base import ShopAccess
 
     settings = shop_row.settings or {}
     return ShopAccess(

@@ -8,6 +8,7 @@ coalesced updates and let rules ask about history.
 
 from __future__ import annotations
 
+from aftersale.store.types import Id, Json, UTCDateTime
 from sqlalchemy import (
     Boolean,
     Column,
@@ -21,8 +22,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-
-from store.types import Id, Json, UTCDateTime
 
 metadata = MetaData(
     naming_convention={

@@ -11,17 +11,17 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from aftersale.connectors.base import DeliveryMeta, OrderState
+from aftersale.connectors.shopify import ShopifyConnector
+from aftersale.store import actions as action_store
+from aftersale.store import events as event_store
+from aftersale.store import shops as shop_store
+from aftersale.store import state as state_store
+from aftersale.store.tables import shops
+from aftersale.workers.queues import by_job, enqueue_actions
 from sqlalchemy import update
 
-from connectors.base import DeliveryMeta, OrderState
-from connectors.shopify import ShopifyConnector
-from store import actions as action_store
-from store import events as event_store
-from store import shops as shop_store
-from store import state as state_store
-from store.tables import shops
 from tests.helpers import load_fixture
-from workers.queues import by_job, enqueue_actions
 
 SHOP = "aftersale-demo.myshopify.com"
 

@@ -22,15 +22,15 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
+from aftersale.core.clock import FrozenClock
+from aftersale.core.config import Config
+from aftersale.store import migrate
+from aftersale.store.tables import metadata
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
-from aftersale.clock import FrozenClock
-from aftersale.config import Config
 from aftersale.runtime import Runtime, install
-from store import migrate
-from store.tables import metadata
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "AFTERSALE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -253,7 +253,7 @@ def runtime(config, clock):
 
 @pytest.fixture
 def app(runtime):
-    from webhooks import create_app
+    from aftersale.web import create_app
 
     application = create_app(runtime=runtime)
     runtime._receiver_state = application.extensions["aftersale.receiver"]
@@ -274,8 +274,8 @@ def cli_runner():
 def work(runtime):
     """Do what the relay and a worker would: hand stored deliveries to RQ, then run a real
     RQ SimpleWorker in burst mode until both queues are empty."""
-    from workers.runner import make_worker
-    from workers.scheduler import Scheduler
+    from aftersale.workers.runner import make_worker
+    from aftersale.workers.scheduler import Scheduler
 
     def run():
         receiver = getattr(runtime, "_receiver_state", None)
@@ -291,6 +291,6 @@ def work(runtime):
 
 @pytest.fixture
 def scheduler(runtime):
-    from workers.scheduler import Scheduler
+    from aftersale.workers.scheduler import Scheduler
 
     return Scheduler(runtime)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aftersale.rules.conditions import ConditionErrors, compile_condition
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from rules.conditions import ConditionErrors, compile_condition
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CTX = {

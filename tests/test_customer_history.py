@@ -13,11 +13,11 @@ import textwrap
 from datetime import timedelta
 
 import pytest
+from aftersale.core.events import parse_time
+from aftersale.rules import RulesInvalid
+from aftersale.rules.loader import load_rules
+from aftersale.store.tables import actions
 
-from aftersale.events import parse_time
-from rules import RulesInvalid
-from rules.loader import load_rules
-from store.tables import actions
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import load_fixture, post_shopify, rows
 
@@ -109,8 +109,8 @@ def test_has_purchased_with_a_time_window_and_what_rules_test_explains(tmp_path)
     assert ruleset.needs_history
     from datetime import UTC, datetime
 
-    from aftersale.events import Event
-    from rules.engine import explain, plan
+    from aftersale.core.events import Event
+    from aftersale.rules.engine import explain, plan
 
     now = datetime(2026, 11, 24, tzinfo=UTC)
 

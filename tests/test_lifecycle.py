@@ -7,13 +7,13 @@ from collections import Counter
 from datetime import timedelta
 
 import redis as redis_lib
+from aftersale.store import actions as action_store
+from aftersale.store.tables import actions, messages
+from aftersale.workers.queues import enqueue_actions
+from aftersale.workers.scheduler import Scheduler
 
-from store import actions as action_store
-from store.tables import actions, messages
 from tests.action_helpers import hand_off, plant, store_event
 from tests.helpers import count, rows
-from workers.queues import enqueue_actions
-from workers.scheduler import Scheduler
 
 EMAIL = ("email", {"template": "thank_you", "to": "customer"})
 
@@ -91,9 +91,8 @@ def test_a_job_popped_by_a_worker_killed_before_starting_it_is_enqueued_again(
 ):
     """RQ pops a job id off the queue before it marks the job started; a worker killed in
     between leaves a job that is ``queued`` yet in no queue. Its actions are not lost."""
+    from aftersale.workers.queues import ACTIONS
     from rq import Queue
-
-    from workers.queues import ACTIONS
 
     shop_id, event_id, event = store_event(runtime)
     ids = plant(runtime, shop_id, event_id, event, [EMAIL], count=3)
@@ -120,9 +119,8 @@ def test_a_job_started_by_a_worker_killed_before_it_claimed_its_actions_is_enque
 ):
     """A SimpleWorker killed between starting a job and claiming its rows leaves the job
     ``started`` until RQ's own cleanup many minutes later; the rows must not wait for that."""
+    from aftersale.workers.queues import ACTIONS
     from rq import Queue
-
-    from workers.queues import ACTIONS
 
     shop_id, event_id, event = store_event(runtime)
     ids = plant(runtime, shop_id, event_id, event, [EMAIL], count=3)
@@ -145,7 +143,7 @@ def test_a_job_started_by_a_worker_killed_before_it_claimed_its_actions_is_enque
 def test_a_worker_lost_mid_run_is_run_again_after_its_lease(
     runtime, clock, work, smtp_server, scheduler
 ):
-    from workers.actions import LEASE
+    from aftersale.workers.actions import LEASE
 
     shop_id, event_id, event = store_event(runtime)
     (action_id,) = plant(runtime, shop_id, event_id, event, [EMAIL])
@@ -167,7 +165,7 @@ def test_a_worker_lost_mid_run_is_run_again_after_its_lease(
 
 
 def test_a_lease_expiring_on_the_last_attempt_makes_a_dead_letter(runtime, clock, scheduler):
-    from workers.actions import LEASE
+    from aftersale.workers.actions import LEASE
 
     shop_id, event_id, event = store_event(runtime)
     (action_id,) = plant(runtime, shop_id, event_id, event, [EMAIL])
@@ -193,8 +191,8 @@ def test_a_cancelled_action_is_not_sent_even_if_its_job_runs(runtime, work, smtp
 
 
 def test_every_step_type_rules_accept_has_an_executor():
-    from rules.schema import STEP_TYPES
-    from workers.executors import EXECUTORS
+    from aftersale.rules.schema import STEP_TYPES
+    from aftersale.workers.executors import EXECUTORS
 
     assert set(STEP_TYPES) == set(EXECUTORS)
     assert set(action_store.MAX_ATTEMPTS_BY_STEP) == set(EXECUTORS)

@@ -16,16 +16,16 @@ import zlib
 from urllib.parse import quote
 
 import pytest
+from aftersale.core.links import KINDS, MAX_ID, ClockSigner, LinkInvalid, shop_key
+from aftersale.store import shops as shop_store
+from aftersale.store.tables import link_clicks, suppressions
+from aftersale.webhooks.link_pages import TEXTS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 from markupsafe import escape
 
-from aftersale.links import KINDS, MAX_ID, ClockSigner, LinkInvalid, shop_key
-from store import shops as shop_store
-from store.tables import link_clicks, suppressions
 from tests.helpers import count
-from webhooks.link_pages import TEXTS
 
 DOMAIN = "aftersale-demo.myshopify.com"
 PREFIX = {kind: prefix for kind, (prefix, _) in KINDS.items()}

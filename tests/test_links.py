@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from aftersale.clock import FrozenClock
-from aftersale.links import KINDS, LinkClaims, LinkInvalid, LinkSigner
+from aftersale.core.clock import FrozenClock
+from aftersale.core.links import KINDS, LinkClaims, LinkInvalid, LinkSigner
 
 START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 

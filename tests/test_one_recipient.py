@@ -12,11 +12,11 @@ import json
 from email import message_from_bytes, policy
 
 import pytest
+from aftersale.core.addresses import one_email, phone_candidates
+from aftersale.store.tables import actions, events, messages
 from sqlalchemy import update
 from werkzeug.wrappers import Response
 
-from aftersale.addresses import one_email, phone_candidates
-from store.tables import actions, events, messages
 from tests.action_helpers import hand_off, plant, store_event
 from tests.helpers import rows
 from tests.test_channels import ORDER, http_runtime, run  # noqa: F401  (fixture)
@@ -139,7 +139,7 @@ def test_an_unexpected_exception_is_the_actions_failure_not_a_stuck_lease(
 def test_smtp_bytes_never_carry_a_line_over_998(runtime):
     from datetime import UTC, datetime
 
-    from workers.mail import OutgoingEmail
+    from aftersale.workers.mail import OutgoingEmail
 
     mail = OutgoingEmail(
         sender="Shop <shop@example.com>",

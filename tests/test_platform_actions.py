@@ -7,15 +7,15 @@ import json
 from datetime import timedelta
 
 import pytest
+from aftersale.connectors.shopify_api import API_VERSION
+from aftersale.store.tables import actions, messages
+from aftersale.workers.runner import make_worker
+from aftersale.workers.scheduler import Scheduler
 from werkzeug import Response
 
 from aftersale.runtime import Runtime, install
-from connectors.shopify_api import API_VERSION
-from store.tables import actions, messages
 from tests.action_helpers import configure_shop, hand_off, plant, store_event
 from tests.helpers import load_fixture, rows
-from workers.runner import make_worker
-from workers.scheduler import Scheduler
 
 ORDER = load_fixture("shopify", "orders__create")
 GRAPHQL = f"/admin/api/{API_VERSION}/graphql.json"
@@ -148,8 +148,8 @@ def test_order_note_is_appended_once(shop_runtime, shop, httpserver):
     run(shop_runtime, ids)
     assert api.note == f"Gift wrap, please\nReview invite sent for {ORDER['name']}"
     # the same note again (a retry after a crash) is not added twice
-    from connectors.shopify import ShopifyConnector
-    from store import shops as shop_store
+    from aftersale.connectors.shopify import ShopifyConnector
+    from aftersale.store import shops as shop_store
 
     with shop_runtime.engine.connect() as conn:
         access = shop_store.access(shop_store.get_shop(conn, shop[0]), shop_runtime.config)
@@ -210,7 +210,7 @@ def test_a_code_already_created_by_a_lost_attempt_is_looked_up(shop_runtime, sho
     (action_id,) = plant(
         shop_runtime, *shop, [("discount_code", {"value": "5", "type": "fixed_amount"})]
     )
-    from workers.executors.platform import discount_code
+    from aftersale.workers.executors.platform import discount_code
 
     action = rows(shop_runtime.engine, actions)[0]
     code = discount_code(shop_runtime.config.secret_key, action, None)
@@ -240,7 +240,7 @@ def test_throttled_waits_for_the_bucket_to_refill(shop_runtime, shop, httpserver
 
 
 def test_throttle_wait_comes_from_the_reported_cost():
-    from connectors.shopify_api import throttle_wait
+    from aftersale.connectors.shopify_api import throttle_wait
 
     assert throttle_wait(THROTTLED["extensions"]) == 1.0
     slow = {

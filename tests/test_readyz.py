@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 
 import pytest
+from aftersale.core.config import Config
 
-from aftersale.config import Config
 from aftersale.runtime import Runtime
 from tests.conftest import SHOPIFY_SECRET
 
@@ -25,7 +25,7 @@ DOWN_REDIS = "redis://127.0.0.1:1/0"
 @contextlib.contextmanager
 def web(config: Config, clock, **changes):
     """A web app on its own runtime (as a web process would run), closed afterwards."""
-    from webhooks import create_app
+    from aftersale.web import create_app
 
     runtime = Runtime(config.replace(**changes), clock)
     app = create_app(runtime=runtime)

@@ -10,14 +10,14 @@ import json
 from datetime import timedelta
 
 import pytest
+from aftersale.store.tables import actions, messages, suppressions
+from aftersale.workers.runner import make_worker
+from aftersale.workers.scheduler import Scheduler
 from werkzeug import Response
 
 from aftersale.runtime import Runtime, install
-from store.tables import actions, messages, suppressions
 from tests.action_helpers import hand_off, plant, store_event
 from tests.helpers import rows
-from workers.runner import make_worker
-from workers.scheduler import Scheduler
 
 EMAIL = ("email", {"template": "thank_you", "to": "customer"})
 POSTMARK_OK = {

@@ -6,8 +6,7 @@ import textwrap
 from datetime import timedelta
 
 import pytest
-
-from rules import RulesInvalid, load_rules
+from aftersale.rules import RulesInvalid, load_rules
 
 
 def write(folder, name, text):
@@ -255,8 +254,8 @@ def test_missing_folder(tmp_path):
 
 
 def test_the_starter_pack_loads(rules_dir):
-    from aftersale.config import BUILTIN_TEMPLATES_DIR
-    from rules.loader import template_names_in
+    from aftersale.core.config import BUILTIN_TEMPLATES_DIR
+    from aftersale.rules.loader import template_names_in
 
     ruleset = load_rules(rules_dir, templates=template_names_in([BUILTIN_TEMPLATES_DIR]))
     assert {r.name for r in ruleset.rules} == {

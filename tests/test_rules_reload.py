@@ -27,7 +27,7 @@ def rules_dir(tmp_path):
 
 @pytest.fixture
 def hup(runtime):
-    from workers.runner import reload_on_sighup
+    from aftersale.workers.runner import reload_on_sighup
 
     previous = signal.getsignal(signal.SIGHUP)
     reload_on_sighup(runtime)

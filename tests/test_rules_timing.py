@@ -13,15 +13,15 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aftersale.connectors.base import DeliveryMeta, OrderState
+from aftersale.connectors.shopify import ShopifyConnector
+from aftersale.core.events import Event, parse_time
+from aftersale.rules import RulesInvalid
+from aftersale.rules.engine import after_quiet_hours, plan
+from aftersale.rules.loader import load_rules
+from aftersale.rules.model import Settings
+from aftersale.store.tables import actions
 
-from aftersale.events import Event, parse_time
-from connectors.base import DeliveryMeta, OrderState
-from connectors.shopify import ShopifyConnector
-from rules import RulesInvalid
-from rules.engine import after_quiet_hours, plan
-from rules.loader import load_rules
-from rules.model import Settings
-from store.tables import actions
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import fixture_bytes, load_fixture, post_shopify, rows
 

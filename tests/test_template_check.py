@@ -5,11 +5,11 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from aftersale.core.config import Config
+from aftersale.rules import RulesInvalid
 
 from aftersale.cli import build
-from aftersale.config import Config
 from aftersale.runtime import Runtime
-from rules import RulesInvalid
 
 
 def pack(tmp_path, template_files: dict, rules: str, settings: str = "") -> str:
@@ -132,7 +132,8 @@ def test_storefront_settings_are_checked_at_load_time(
 def test_templates_preview_renders_a_real_payload_and_writes_html(
     cli_runner, tmp_path, monkeypatch
 ):
-    from aftersale.config import EXAMPLES_DIR
+    from aftersale.core.config import EXAMPLES_DIR
+
     from tests.helpers import fixture_path
 
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))

@@ -14,16 +14,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from aftersale.core.clock import FrozenClock
+from aftersale.core.config import BUILTIN_TEMPLATES_DIR, EXAMPLES_DIR
+from aftersale.core.links import LinkSigner
+from aftersale.core.storefront import load_storefront
+from aftersale.rules.loader import template_names_in
+from aftersale.workers.message_links import MessageLinks
+from aftersale.workers.previews import events_from_payload, template_context
+from aftersale.workers.render import Renderer, TemplateProblem, locale_candidates, message_locales
 
-from aftersale.clock import FrozenClock
-from aftersale.config import BUILTIN_TEMPLATES_DIR, EXAMPLES_DIR
-from aftersale.links import LinkSigner
-from aftersale.storefront import load_storefront
-from rules.loader import template_names_in
 from tests.helpers import load_fixture
-from workers.message_links import MessageLinks
-from workers.previews import events_from_payload, template_context
-from workers.render import Renderer, TemplateProblem, locale_candidates, message_locales
 
 CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 SIGNER = LinkSigner(("test-secret",), "https://aftersale.example", FrozenClock())
@@ -150,7 +150,7 @@ def _spaces(text: str) -> str:
 
 
 def test_a_fraction_is_never_dropped_even_in_a_currency_without_minor_units():
-    from workers.template_filters import money
+    from aftersale.workers.template_filters import money
 
     class Ctx(dict):
         pass

@@ -15,13 +15,13 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from aftersale.store import migrate
+from aftersale.store import shops as shop_store
+from aftersale.store import tokens as token_store
+from aftersale.store.tables import consumed_tokens
 
 from aftersale.runtime import Runtime
 from aftersale.shops import AUTHORIZE_MAX_AGE, ConnectError, accept_keys, authorize_url
-from store import migrate
-from store import shops as shop_store
-from store import tokens as token_store
-from store.tables import consumed_tokens
 from tests.helpers import count, rows
 
 STORE = "https://shop.example.com"
@@ -93,7 +93,7 @@ def accepted_by_the_signature(runtime, token: str) -> bool:
 
 def test_a_replay_to_another_process_is_refused_too(runtime, client, config, clock):
     """Another web process: its own runtime, engine and app, the same database."""
-    from webhooks import create_app
+    from aftersale.web import create_app
 
     token = user_id_of(runtime)
     assert client.post("/woocommerce/auth-callback", json=posted(token, 1)).status_code == 200

@@ -1,21 +1,25 @@
-"""The web app: webhook receivers, health checks, and the signed links in messages.
+"""The web app's parts: webhook receivers, health checks, and the signed links in messages.
 
-``create_app(config)`` builds the app; nothing is opened at import time, and
-each process opens its database pool, Redis client and writer thread lazily.
+``make_app(runtime)`` builds the Flask app around a runtime it is handed; the
+app shell (``aftersale.web.create_app``) makes the runtime and adds the store
+install flows. Nothing is opened at import time, and each process opens its
+database pool, Redis client and writer thread lazily.
 """
 
 from __future__ import annotations
 
+from aftersale.core import logs
+from aftersale.core.config import Config
+from aftersale.webhooks.health import bp as health_bp
+from aftersale.webhooks.links import bp as links_bp
+from aftersale.webhooks.receiver import ReceiverState
+from aftersale.webhooks.receiver import bp as receiver_bp
 from flask import Flask
 from flask.sessions import SessionInterface
 
-from aftersale import logs
-from aftersale.config import Config
-from aftersale.runtime import Runtime
 
-
-def create_app(config: Config | None = None, runtime: Runtime | None = None) -> Flask:
-    runtime = runtime or Runtime(config or Config.from_env())
+def make_app(runtime) -> Flask:
+    """The receiver, health and link endpoints around ``runtime`` (``aftersale.runtime``)."""
     config = runtime.config
     logs.configure(config.log_level, config.log_format)
     _init_sentry(config)
@@ -26,19 +30,12 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
         SECRET_KEY=config.secret_key,
         JSON_SORT_KEYS=False,
     )
-    from webhooks.health import bp as health_bp
-    from webhooks.links import bp as links_bp
-    from webhooks.receiver import ReceiverState
-    from webhooks.receiver import bp as receiver_bp
-    from webhooks.woocommerce_auth import bp as woocommerce_auth_bp
-
     app.session_interface = NoSessions()
     app.extensions["aftersale"] = runtime
     app.extensions["aftersale.receiver"] = ReceiverState(runtime)
     app.register_blueprint(receiver_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(links_bp)
-    app.register_blueprint(woocommerce_auth_bp)
     return app
 
 

@@ -19,8 +19,8 @@ import hashlib
 import re
 from dataclasses import replace
 
-from connectors.base import DeliveryRejected
-from store.deliveries import NewDelivery
+from aftersale.connectors.base import DeliveryRejected
+from aftersale.store.deliveries import NewDelivery
 
 #: column -> longest value the inbox stores (``deliveries`` in store/tables.py)
 FIELD_LIMITS = {

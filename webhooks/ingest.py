@@ -23,12 +23,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from aftersale.core import logs
+from aftersale.store import deliveries as delivery_store
+from aftersale.webhooks.guard import Unstorable
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError
-
-from aftersale import logs
-from store import deliveries as delivery_store
-from webhooks.guard import Unstorable
 
 log = logs.get_logger(__name__)
 

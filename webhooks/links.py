@@ -21,16 +21,15 @@ them, so no token, however built, reaches a 500.
 
 from __future__ import annotations
 
+from aftersale.core import logs
+from aftersale.core.events import Event
+from aftersale.core.links import LinkClaims, LinkInvalid, key_version
+from aftersale.store import actions as action_store
+from aftersale.store import events as event_store
+from aftersale.store import messages as message_store
+from aftersale.store import shops as shop_store
+from aftersale.webhooks.link_pages import page, page_locale
 from flask import Blueprint, current_app, redirect, request
-
-from aftersale import logs
-from aftersale.events import Event
-from aftersale.links import LinkClaims, LinkInvalid, key_version
-from store import actions as action_store
-from store import events as event_store
-from store import messages as message_store
-from store import shops as shop_store
-from webhooks.link_pages import page, page_locale
 
 bp = Blueprint("links", __name__)
 log = logs.get_logger("webhooks.links")
@@ -184,7 +183,7 @@ def _record_event(conn, runtime, shop, claims: LinkClaims, kind: str, now) -> li
     One event per action and kind (the event key), so a second click changes
     nothing; pending actions of the order whose rule cancels on it are skipped.
     """
-    from workers.processing import _handle_event
+    from aftersale.workers.processing import _handle_event
 
     action = _action_of(conn, shop, claims)
     if action is None:
@@ -219,7 +218,7 @@ def _subjects_of(conn, action) -> tuple[dict | None, dict | None]:
 
 
 def _hand_off(runtime, queued: list[int]) -> None:
-    from workers.processing import hand_off_actions
+    from aftersale.workers.processing import hand_off_actions
 
     hand_off_actions(runtime, queued)
 

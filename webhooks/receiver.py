@@ -12,19 +12,18 @@ import threading
 import time
 
 import orjson
+from aftersale.connectors import get_connector
+from aftersale.connectors.base import DeliveryRejected, EnvironHeaders, UnknownShop, stored_headers
+from aftersale.core import logs
+from aftersale.store import shops as shop_store
+from aftersale.store.deliveries import NewDelivery
+from aftersale.webhooks.guard import storable
+from aftersale.webhooks.ingest import DeliveryWriter, StorageUnavailable
+from aftersale.workers.queues import nudge_relay
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
-
-from aftersale import logs
-from connectors import get_connector
-from connectors.base import DeliveryRejected, EnvironHeaders, UnknownShop, stored_headers
-from store import shops as shop_store
-from store.deliveries import NewDelivery
-from webhooks.guard import storable
-from webhooks.ingest import DeliveryWriter, StorageUnavailable
-from workers.queues import nudge_relay
 
 bp = Blueprint("receiver", __name__)
 log = logs.get_logger("webhooks.receiver")

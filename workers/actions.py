@@ -20,22 +20,21 @@ import time
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from aftersale.core import logs
+from aftersale.core.errors import Defer, DeliveryFailed, PermanentError, TransientError
+from aftersale.core.events import Event
+from aftersale.store import action_queries
+from aftersale.store import actions as action_store
+from aftersale.store import events as event_store
+from aftersale.store import messages as message_store
+from aftersale.store import state as state_store
+from aftersale.store.actions import FINAL, ActionStatus
+from aftersale.store.sql import commit_without_flush_wait
+from aftersale.workers.channels.base import RecipientGone, SendResult
+from aftersale.workers.executors import EXECUTORS, ActionContext, Prepared
+from aftersale.workers.policy import Skip, check_frequency_cap
+from aftersale.workers.render import TemplateProblem
 from sqlalchemy.exc import SQLAlchemyError
-
-from aftersale import logs
-from aftersale.errors import Defer, DeliveryFailed, PermanentError, TransientError
-from aftersale.events import Event
-from store import action_queries
-from store import actions as action_store
-from store import events as event_store
-from store import messages as message_store
-from store import state as state_store
-from store.actions import FINAL, ActionStatus
-from store.sql import commit_without_flush_wait
-from workers.channels.base import RecipientGone, SendResult
-from workers.executors import EXECUTORS, ActionContext, Prepared
-from workers.policy import Skip, check_frequency_cap
-from workers.render import TemplateProblem
 
 log = logs.get_logger("workers.actions")
 

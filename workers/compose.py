@@ -22,12 +22,11 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import css_inline
-
-from workers.mail import OutgoingEmail
-from workers.render import Rendered
+from aftersale.workers.mail import OutgoingEmail
+from aftersale.workers.render import Rendered
 
 if TYPE_CHECKING:  # executors import this module
-    from workers.executors.base import ActionContext
+    from aftersale.workers.executors.base import ActionContext
 
 _INLINER = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
+from aftersale.workers.actions import JOB_BUDGET, claim, hand_back, run_claimed
+from aftersale.workers.processing import hand_off_actions, process_one
+
 from aftersale import runtime as runtime_module
-from workers.actions import JOB_BUDGET, claim, hand_back, run_claimed
-from workers.processing import hand_off_actions, process_one
 
 
 def process_deliveries(delivery_ids: list[int]) -> dict[int, str]:

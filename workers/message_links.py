@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aftersale.links import LinkClaims, LinkSigner, key_version
-from aftersale.storefront import ShopSite, Storefront, handleize
+from aftersale.core.links import LinkClaims, LinkSigner, key_version
+from aftersale.core.storefront import ShopSite, Storefront, handleize
 
 
 @dataclass(frozen=True)

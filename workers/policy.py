@@ -8,9 +8,9 @@ unsubscribe.
 
 from __future__ import annotations
 
-from aftersale.errors import Defer
-from store import action_queries
-from store import messages as message_store
+from aftersale.core.errors import Defer
+from aftersale.store import action_queries
+from aftersale.store import messages as message_store
 
 CONSENT_FIELD = {"email": "accepts_email_marketing", "sms": "accepts_sms_marketing"}
 

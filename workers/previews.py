@@ -13,9 +13,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from aftersale.events import Event
-from connectors import get_connector
-from connectors.base import DeliveryMeta, OrderState
+from aftersale.connectors import get_connector
+from aftersale.connectors.base import DeliveryMeta, OrderState
+from aftersale.core.events import Event
 
 PREVIEW_SHOP = "aftersale-demo.myshopify.com"
 

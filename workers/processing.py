@@ -13,22 +13,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import orjson
+from aftersale.connectors import get_connector
+from aftersale.connectors.base import DeliveryMeta, OrderState
+from aftersale.core import logs
+from aftersale.core.events import Event
+from aftersale.rules import plan
+from aftersale.rules.history import customer_history, with_history
+from aftersale.store import actions as action_store
+from aftersale.store import deliveries as delivery_store
+from aftersale.store import events as event_store
+from aftersale.store import shops as shop_store
+from aftersale.store import state as state_store
+from aftersale.store.fit import fit_row
+from aftersale.store.tables import actions as actions_table
+from aftersale.workers.queues import by_job, enqueue_actions
 from redis.exceptions import RedisError
-
-from aftersale import logs
-from aftersale.events import Event
-from connectors import get_connector
-from connectors.base import DeliveryMeta, OrderState
-from rules import plan
-from rules.history import customer_history, with_history
-from store import actions as action_store
-from store import deliveries as delivery_store
-from store import events as event_store
-from store import shops as shop_store
-from store import state as state_store
-from store.fit import fit_row
-from store.tables import actions as actions_table
-from workers.queues import by_job, enqueue_actions
 
 log = logs.get_logger("workers.processing")
 MAX_DELIVERY_ATTEMPTS = 5

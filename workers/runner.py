@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import signal
 
+from aftersale.core import logs
+from aftersale.workers.queues import ACTIONS, DELIVERIES
 from rq import SimpleWorker
 
-from aftersale import logs
 from aftersale.runtime import install
-from workers.queues import ACTIONS, DELIVERIES
 
 log = logs.get_logger("workers.runner")
 
@@ -46,7 +46,7 @@ def reload_on_sighup(runtime) -> None:
     """
 
     def reload(_signum, _frame):
-        from rules import RulesInvalid
+        from aftersale.rules import RulesInvalid
 
         try:
             fresh = runtime.reload_rules()

@@ -22,13 +22,18 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from aftersale.core import logs
+from aftersale.store import actions as action_store
+from aftersale.store import deliveries as delivery_store
+from aftersale.workers.queues import (
+    by_job,
+    enqueue_actions,
+    enqueue_deliveries,
+    missing_jobs,
+    wait_for_nudge,
+)
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
-
-from aftersale import logs
-from store import actions as action_store
-from store import deliveries as delivery_store
-from workers.queues import by_job, enqueue_actions, enqueue_deliveries, missing_jobs, wait_for_nudge
 
 log = logs.get_logger("workers.scheduler")
 

@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from aftersale.events import FIELDS, subjects_of
-from aftersale.links import LinkSigner
-from rules import RuleError, RuleSet, RulesInvalid, load_rules
-from rules.loader import template_names_in
-from workers.message_links import MessageLinks
-from workers.render import BASE_LOCALE, LIST_FIELDS, Renderer, TemplateProblem
+from aftersale.core.events import FIELDS, subjects_of
+from aftersale.core.links import LinkSigner
+from aftersale.rules import RuleError, RuleSet, RulesInvalid, load_rules
+from aftersale.rules.loader import template_names_in
+from aftersale.workers.message_links import MessageLinks
+from aftersale.workers.render import BASE_LOCALE, LIST_FIELDS, Renderer, TemplateProblem
 
 SAMPLE_TIME = "2026-11-20T09:15:03Z"
 #: a signer for sample links only; its tokens are never served

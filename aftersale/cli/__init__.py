@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from aftersale.config import Config, ConfigError
+from aftersale.core.config import Config, ConfigError
 
 
 class Context:
@@ -26,7 +26,7 @@ class Context:
     @property
     def runtime(self):
         if self._runtime is None:
-            from aftersale import logs
+            from aftersale.core import logs
             from aftersale.runtime import Runtime, install
 
             logs.configure(self.config.log_level, self.config.log_format)

@@ -14,13 +14,13 @@ import click
 from sqlalchemy import func, select
 
 from aftersale.cli import pass_context
-from store import action_queries
-from store import actions as action_store
-from store import deliveries as delivery_store
-from store import events as event_store
-from store import messages as message_store
-from store.actions import ActionStatus
-from store.tables import actions, events
+from aftersale.store import action_queries
+from aftersale.store import actions as action_store
+from aftersale.store import deliveries as delivery_store
+from aftersale.store import events as event_store
+from aftersale.store import messages as message_store
+from aftersale.store.actions import ActionStatus
+from aftersale.store.tables import actions, events
 
 STATUSES = [s.value for s in ActionStatus]
 
@@ -147,7 +147,7 @@ def _chain(runtime, action, event, delivery) -> list[str]:
 
 
 def _rule_text(runtime, name: str) -> str:
-    from rules import RulesInvalid
+    from aftersale.rules import RulesInvalid
 
     try:
         rule = runtime.rules.get(name)
@@ -243,7 +243,7 @@ def replay(ctx, delivery_id):
     Events already stored and actions already planned are not repeated, so a
     replay only adds what an earlier failed or changed run missed.
     """
-    from workers.processing import process_delivery
+    from aftersale.workers.processing import process_delivery
 
     runtime = ctx.runtime
     with runtime.engine.begin() as conn:

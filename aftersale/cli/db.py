@@ -17,7 +17,7 @@ def db():
 @pass_context
 def upgrade(ctx, revision):
     """Migrate the database to REVISION (default: the newest)."""
-    from store import migrate
+    from aftersale.store import migrate
 
     migrate.upgrade(ctx.config.database_url, revision)
     click.echo(
@@ -30,7 +30,7 @@ def upgrade(ctx, revision):
 @pass_context
 def downgrade(ctx, revision):
     """Migrate the database back to REVISION ("base" removes every table)."""
-    from store import migrate
+    from aftersale.store import migrate
 
     migrate.downgrade(ctx.config.database_url, revision)
     click.echo(f"database at revision {migrate.current(ctx.config.database_url)}")
@@ -40,7 +40,7 @@ def downgrade(ctx, revision):
 @pass_context
 def current(ctx):
     """Show the schema revision of the database."""
-    from store import migrate
+    from aftersale.store import migrate
 
     click.echo(migrate.current(ctx.config.database_url) or "empty (run: aftersale db upgrade)")
 

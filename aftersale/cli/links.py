@@ -20,8 +20,8 @@ def links_group():
 def rotate_key(ctx, domain, platform):
     """Sign the shop's new links with a new key. Links of the previous key keep working;
     rotate twice to revoke every link the shop ever sent."""
-    from aftersale.links import KEY_VERSION_SETTING, key_version
-    from store.tables import shops
+    from aftersale.core.links import KEY_VERSION_SETTING, key_version
+    from aftersale.store.tables import shops
 
     engine = ctx.runtime.engine
     with engine.begin() as conn:

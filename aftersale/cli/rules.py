@@ -23,9 +23,9 @@ def check(ctx, folder):
     from rich.console import Console
     from rich.table import Table
 
+    from aftersale.rules import RulesInvalid
     from aftersale.runtime import Runtime
-    from rules import RulesInvalid
-    from workers.template_check import load_rules_checked
+    from aftersale.workers.template_check import load_rules_checked
 
     folder = folder or ctx.config.rules_dir
     runtime = Runtime(ctx.config.replace(rules_dir=folder))
@@ -40,7 +40,7 @@ def check(ctx, folder):
     table = Table(title=f"{len(ruleset.rules)} rules in {folder}")
     for column in ("event", "rule", "category", "wait", "steps", "source"):
         table.add_column(column)
-    from rules.durations import format_duration
+    from aftersale.rules.durations import format_duration
 
     for kind in sorted(ruleset.by_kind):
         for rule in ruleset.by_kind[kind]:
@@ -98,11 +98,11 @@ def test(
     """
     import json as json_module
 
-    from aftersale.events import parse_time
+    from aftersale.core.events import parse_time
+    from aftersale.rules import RulesInvalid
+    from aftersale.rules.simulate import SimulationError, simulate
     from aftersale.runtime import Runtime
-    from rules import RulesInvalid
-    from rules.simulate import SimulationError, simulate
-    from workers.template_check import load_rules_checked
+    from aftersale.workers.template_check import load_rules_checked
 
     files = [*event_files, *sequence]
     if not files:
@@ -162,9 +162,9 @@ def test(
 
 def _subject_renderer(runtime, ruleset):
     """(subject, recipient) of an email step, rendered as the worker would (sample links)."""
-    from workers.message_links import MessageLinks
-    from workers.previews import template_context
-    from workers.render import Renderer, message_locales
+    from aftersale.workers.message_links import MessageLinks
+    from aftersale.workers.previews import template_context
+    from aftersale.workers.render import Renderer, message_locales
 
     renderer = Renderer(runtime.template_dirs)
     settings = ruleset.settings

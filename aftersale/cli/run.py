@@ -35,7 +35,7 @@ def serve(ctx, host, port, web_workers, job_workers, no_migrate):
     """
     config = ctx.config
     if not no_migrate:
-        from store import migrate
+        from aftersale.store import migrate
 
         migrate.upgrade(config.database_url)
     commands = [
@@ -74,7 +74,7 @@ def _gunicorn_command(host: str, port: int, workers: int) -> list[str]:
         "20",
         "--log-level",
         "warning",
-        "webhooks:create_app()",
+        "aftersale.web:create_app()",
     ]
 
 
@@ -127,9 +127,9 @@ def web(host, port, workers):
 @pass_context
 def worker(ctx, burst, name):
     """Run one RQ worker (no fork per job) on the deliveries and actions queues."""
-    from rules import RulesInvalid
-    from workers.channels import ChannelUnavailable
-    from workers.runner import run_worker
+    from aftersale.rules import RulesInvalid
+    from aftersale.workers.channels import ChannelUnavailable
+    from aftersale.workers.runner import run_worker
 
     try:
         run_worker(ctx.runtime, burst=burst, name=name)
@@ -149,7 +149,7 @@ def worker(ctx, burst, name):
 @pass_context
 def scheduler(ctx, once, interval):
     """Run the scheduler: due actions, the delivery outbox sweep, lost-job recovery."""
-    from workers.scheduler import Scheduler, stop_on_signals
+    from aftersale.workers.scheduler import Scheduler, stop_on_signals
 
     sched = Scheduler(ctx.runtime)
     if once:

@@ -64,7 +64,7 @@ def list_shops(ctx):
     """Every connected shop."""
     from sqlalchemy import select
 
-    from store.tables import shops
+    from aftersale.store.tables import shops
 
     with ctx.runtime.engine.connect() as conn:
         rows = conn.execute(select(shops).order_by(shops.c.id)).all()
@@ -84,13 +84,13 @@ def webhooks_group():
 @pass_context
 def register_webhooks(ctx, domain):
     """Create the store's webhooks, or re-activate ones WooCommerce disabled. Safe to repeat."""
-    from connectors.woocommerce import shop_domain
+    from aftersale.connectors.woocommerce import shop_domain
 
     _register(ctx.runtime, shop_domain(domain) or domain)
 
 
 def _register(runtime, domain: str) -> None:
-    from aftersale.errors import DeliveryFailed
+    from aftersale.core.errors import DeliveryFailed
     from aftersale.shops import ConnectError, delivery_url, register_woocommerce_webhooks
 
     try:

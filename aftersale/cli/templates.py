@@ -22,8 +22,8 @@ def list_templates(ctx):
     from rich.console import Console
     from rich.table import Table
 
-    from rules.loader import template_names_in
-    from workers.render import BASE_LOCALE, Renderer
+    from aftersale.rules.loader import template_names_in
+    from aftersale.workers.render import BASE_LOCALE, Renderer
 
     dirs = ctx.runtime.template_dirs
     renderer = Renderer(dirs)
@@ -73,10 +73,10 @@ def preview(ctx, name, event_file, locale, topic, platform, order_file, kind, ca
     """Render template NAME for the event in FILE: subject, text, and an .html file to open."""
     from rich.console import Console
 
-    from workers.compose import inline_css
-    from workers.message_links import MessageLinks
-    from workers.previews import PreviewError, events_from_file, template_context
-    from workers.render import Renderer, TemplateProblem, message_locales
+    from aftersale.workers.compose import inline_css
+    from aftersale.workers.message_links import MessageLinks
+    from aftersale.workers.previews import PreviewError, events_from_file, template_context
+    from aftersale.workers.render import Renderer, TemplateProblem, message_locales
 
     runtime = ctx.runtime
     settings = _settings(runtime)
@@ -112,7 +112,7 @@ def preview(ctx, name, event_file, locale, topic, platform, order_file, kind, ca
 
 
 def _settings(runtime):
-    from rules import RulesInvalid
+    from aftersale.rules import RulesInvalid
 
     try:
         return runtime.rules.settings

@@ -17,8 +17,8 @@ import click
 import requests
 
 from aftersale.cli import pass_context
-from aftersale.config import PROJECT_ROOT
-from workers.channels.outbox import FileOutbox
+from aftersale.core.config import PROJECT_ROOT
+from aftersale.workers.channels.outbox import FileOutbox
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 
@@ -107,7 +107,7 @@ def _follow(runtime, delivery_id: int, wait_seconds: float) -> None:
     """Poll the database until the delivery's actions are done, then say what happened."""
     from sqlalchemy import select
 
-    from store.tables import actions, deliveries, events
+    from aftersale.store.tables import actions, deliveries, events
 
     deadline = time.monotonic() + wait_seconds
     final = ("sent", "skipped", "failed", "dead")

@@ -1,9 +1,8 @@
 """Alembic environment: migrations run against the URL handed over by store.migrate."""
 
+from aftersale.store.db import make_engine
+from aftersale.store.tables import metadata
 from alembic import context
-
-from store.db import make_engine
-from store.tables import metadata
 
 config = context.config
 target_metadata = metadata

@@ -16,14 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
+from aftersale.store.deliveries import NewDelivery
+from aftersale.store.tables import deliveries
+from aftersale.webhooks.guard import FIELD_LIMITS, Unstorable
+from aftersale.webhooks.ingest import DeliveryWriter
 
-from store.deliveries import NewDelivery
-from store.tables import deliveries
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import count, fixture_bytes, rows, shopify_headers
 from tests.test_woocommerce import headers_of, woo_shop  # noqa: F401  (fixture)
-from webhooks.guard import FIELD_LIMITS, Unstorable
-from webhooks.ingest import DeliveryWriter
 
 HONEST = 300
 
@@ -217,7 +217,7 @@ def _post_chunked(port: int, headers: dict, body: bytes) -> int:
 
 
 def _shop(runtime) -> int:
-    from store import shops as shop_store
+    from aftersale.store import shops as shop_store
 
     domain = f"{uuid.uuid4().hex[:8]}.myshopify.com"
     with runtime.engine.begin() as conn:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from aftersale.core.config import Config
+from aftersale.store import migrate
+from aftersale.store.tables import deliveries
 from werkzeug.serving import make_server
 
-from aftersale.config import Config
 from aftersale.runtime import Runtime, install
-from store import migrate
-from store.tables import deliveries
 from tests.conftest import SHOPIFY_SECRET, free_port
 from tests.helpers import count, load_fixture, shopify_headers
 
@@ -105,7 +105,7 @@ def test_postgres_down_gives_503_and_nothing_answered_200_is_lost(
     )
     runtime = Runtime(config, clock)
     install(runtime)
-    from webhooks import create_app
+    from aftersale.web import create_app
 
     app = create_app(runtime=runtime)
     server = make_server("127.0.0.1", 0, app, threaded=True)

@@ -130,7 +130,7 @@ def gunicorn(env: dict, folder: Path):
                 str(GUNICORN_CONF),
                 "--bind",
                 f"127.0.0.1:{port}",
-                "webhooks:create_app()",
+                "aftersale.web:create_app()",
             ],
             env=env,
             cwd=ROOT,
@@ -340,9 +340,8 @@ def under_attack(port: int, *, request_timeout: float, hold_limit: float) -> dic
 
 
 def count_deliveries(database_url: str) -> int:
+    from aftersale.store.tables import deliveries
     from sqlalchemy import create_engine, func, select
-
-    from store.tables import deliveries
 
     engine = create_engine(database_url)
     try:

@@ -20,14 +20,14 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
+from aftersale.store.tables import actions, messages
+from aftersale.workers.actions import LEASE
 from aiosmtpd.controller import Controller
 
-from store.tables import actions, messages
 from tests.action_helpers import hand_off, plant, store_event
 from tests.conftest import free_port
 from tests.helpers import rows
 from tests.test_cli import env_for
-from workers.actions import LEASE
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from aftersale.config import MAIL_SCHEMES
-from workers.channels.base import (
+from aftersale.core.config import MAIL_SCHEMES
+from aftersale.workers.channels.base import (
     Channel,
     ChannelUnavailable,
     PermanentError,
@@ -29,19 +29,19 @@ __all__ = [
 def mail_channel(url: str) -> Channel:
     scheme = urlsplit(url).scheme
     if scheme in ("smtp", "smtps"):
-        from workers.channels.smtp import SMTPChannel
+        from aftersale.workers.channels.smtp import SMTPChannel
 
         return SMTPChannel.from_url(url)
     if scheme == "file":
-        from workers.channels.outbox import FileOutbox
+        from aftersale.workers.channels.outbox import FileOutbox
 
         return FileOutbox(Path(unquote(urlsplit(url).path)))
     if scheme in ("postmark", "postmark+http"):
-        from workers.channels.postmark import PostmarkChannel
+        from aftersale.workers.channels.postmark import PostmarkChannel
 
         return PostmarkChannel.from_url(url)
     if scheme == "memory":
-        from workers.channels.memory import MemoryChannel
+        from aftersale.workers.channels.memory import MemoryChannel
 
         return MemoryChannel()
     raise ChannelUnavailable(
@@ -59,11 +59,11 @@ def sms_channel(url: str) -> Channel:
         )
     scheme = urlsplit(url).scheme
     if scheme in ("twilio", "twilio+http"):
-        from workers.channels.twilio_sms import TwilioChannel
+        from aftersale.workers.channels.twilio_sms import TwilioChannel
 
         return TwilioChannel.from_url(url)
     if scheme == "memory":
-        from workers.channels.memory import MemoryChannel
+        from aftersale.workers.channels.memory import MemoryChannel
 
         return MemoryChannel()
     raise ChannelUnavailable(

@@ -19,8 +19,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aftersale.addresses import is_one_email
-from aftersale.errors import DeliveryFailed, PermanentError, TransientError
+from aftersale.core.addresses import is_one_email
+from aftersale.core.errors import DeliveryFailed, PermanentError, RecipientGone, TransientError
+from aftersale.core.http import truncated
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
@@ -36,16 +37,6 @@ __all__ = [
 
 
 ChannelError = DeliveryFailed
-
-
-class RecipientGone(PermanentError):
-    """The provider will never deliver to this address or number (it replied STOP, it hard
-    bounced): the action fails and the address is suppressed with ``reason``, so later
-    actions skip it instead of failing the same way."""
-
-    def __init__(self, message: str, *, reason: str, **kwargs):
-        super().__init__(message, **kwargs)
-        self.reason = reason
 
 
 def require_one_email(address: str) -> str:
@@ -97,3 +88,13 @@ class Channel(ABC):
     @abstractmethod
     def send(self, messages: Sequence) -> list[SendResult]:
         """Send each message; raise on the first failure (the caller sends one at a time)."""
+
+
+def result(response, provider_id: str | None, data=None) -> SendResult:
+    """What an HTTP provider's answer says about one send, as recorded with the action."""
+    return SendResult(
+        provider_id=provider_id,
+        status_code=response.status_code,
+        response=truncated(response.text),
+        data=data,
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from workers.channels.base import Channel, SendResult
+from aftersale.workers.channels.base import Channel, SendResult
 
 
 class MemoryChannel(Channel):

@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from workers.channels.base import Channel, PermanentError, SendResult
-from workers.mail import OutgoingEmail
+from aftersale.workers.channels.base import Channel, PermanentError, SendResult
+from aftersale.workers.mail import OutgoingEmail
 
 
 class FileOutbox(Channel):

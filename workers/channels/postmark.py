@@ -13,9 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from workers.channels import http
-from workers.channels.base import Channel, ChannelUnavailable, SendResult, require_one_email
-from workers.mail import OutgoingEmail
+from aftersale.core import http
+from aftersale.workers.channels import base as channel_base
+from aftersale.workers.channels.base import (
+    Channel,
+    ChannelUnavailable,
+    SendResult,
+    require_one_email,
+)
+from aftersale.workers.mail import OutgoingEmail
 
 #: Postmark ErrorCode 406: the recipient hard bounced or marked mail as spam before
 INACTIVE_RECIPIENT = 406
@@ -83,7 +89,7 @@ class PostmarkChannel(Channel):
             detail = f"ErrorCode {answer['ErrorCode']}: {answer.get('Message', '')}"
         gone = "bounced" if answer.get("ErrorCode") == INACTIVE_RECIPIENT else None
         http.check(response, "Postmark", detail, gone=gone)
-        return http.result(response, answer.get("MessageID"))
+        return channel_base.result(response, answer.get("MessageID"))
 
     def payload(self, message) -> dict:
         """Postmark's JSON for one composed message."""

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from email.utils import parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from workers.channels.base import (
+from aftersale.workers.channels.base import (
     Channel,
     PermanentError,
     SendResult,
     TransientError,
     require_one_email,
 )
-from workers.mail import OutgoingEmail
+from aftersale.workers.mail import OutgoingEmail
 
 TRUE = ("1", "true", "yes", "on")
 

@@ -13,8 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from workers.channels import http
-from workers.channels.base import Channel, ChannelUnavailable, SendResult, require_one_number
+from aftersale.core import http
+from aftersale.workers.channels import base as channel_base
+from aftersale.workers.channels.base import (
+    Channel,
+    ChannelUnavailable,
+    SendResult,
+    require_one_number,
+)
 
 API_VERSION = "2010-04-01"
 #: Twilio error codes meaning the number will not take our texts: 21610 the recipient replied
@@ -109,4 +115,4 @@ class TwilioChannel(Channel):
         if answer.get("code"):
             detail = f"error {answer['code']}: {answer.get('message', '')}"
         http.check(response, "Twilio", detail, gone=GONE.get(answer.get("code")))
-        return http.result(response, answer.get("sid"))
+        return channel_base.result(response, answer.get("sid"))

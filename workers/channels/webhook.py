@@ -15,8 +15,9 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from workers.channels import http
-from workers.channels.base import Channel, SendResult
+from aftersale.core import http
+from aftersale.workers.channels import base as channel_base
+from aftersale.workers.channels.base import Channel, SendResult
 
 SIGNATURE_HEADER = "X-Aftersale-Signature"
 
@@ -75,4 +76,4 @@ class WebhookChannel(Channel):
             headers=headers,
         )
         http.check(response, "webhook")
-        return http.result(response, response.headers.get("X-Request-Id"))
+        return channel_base.result(response, response.headers.get("X-Request-Id"))

@@ -9,16 +9,16 @@ same set; a test keeps them so.
 
 from __future__ import annotations
 
-from workers.executors.base import ActionContext, Executor, Prepared
-from workers.executors.email import EmailExecutor
-from workers.executors.platform import (
+from aftersale.workers.executors.base import ActionContext, Executor, Prepared
+from aftersale.workers.executors.email import EmailExecutor
+from aftersale.workers.executors.platform import (
     DiscountCodeExecutor,
     NoteOrderExecutor,
     TagCustomerExecutor,
     TagOrderExecutor,
 )
-from workers.executors.sms import SMSExecutor
-from workers.executors.webhook import WebhookExecutor
+from aftersale.workers.executors.sms import SMSExecutor
+from aftersale.workers.executors.webhook import WebhookExecutor
 
 EXECUTORS: dict[str, Executor] = {
     executor.step: executor

@@ -6,11 +6,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
 
+from aftersale.core.events import Event
+from aftersale.workers.channels.base import SendResult
+from aftersale.workers.render import TemplateProblem
 from jinja2 import TemplateError
-
-from aftersale.events import Event
-from workers.channels.base import SendResult
-from workers.render import TemplateProblem
 
 
 @dataclass

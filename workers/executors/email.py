@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from aftersale.addresses import one_email
-from aftersale.errors import PermanentError
-from workers.compose import compose_email
-from workers.executors.base import ActionContext, Executor, Prepared
-from workers.message_links import MessageLinks
-from workers.policy import Skip, check_recipient
-from workers.render import message_locales
+from aftersale.core.addresses import one_email
+from aftersale.core.errors import PermanentError
+from aftersale.workers.compose import compose_email
+from aftersale.workers.executors.base import ActionContext, Executor, Prepared
+from aftersale.workers.message_links import MessageLinks
+from aftersale.workers.policy import Skip, check_recipient
+from aftersale.workers.render import message_locales
 
 
 class EmailExecutor(Executor):

@@ -16,13 +16,13 @@ import hashlib
 import hmac
 from functools import partial
 
-from aftersale.events import iso
-from connectors import get_connector
-from rules.durations import parse_duration
-from store import shops as shop_store
-from workers.channels.base import SendResult
-from workers.executors.base import ActionContext, Executor, Prepared, render_inline
-from workers.policy import Skip
+from aftersale.connectors import get_connector
+from aftersale.core.events import iso
+from aftersale.rules.durations import parse_duration
+from aftersale.store import shops as shop_store
+from aftersale.workers.channels.base import SendResult
+from aftersale.workers.executors.base import ActionContext, Executor, Prepared, render_inline
+from aftersale.workers.policy import Skip
 
 
 class PlatformExecutor(Executor):

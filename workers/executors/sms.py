@@ -10,13 +10,12 @@ unusable number fails the action with the reason.
 from __future__ import annotations
 
 import phonenumbers
-
-from aftersale.addresses import phone_candidates
-from aftersale.errors import PermanentError
-from workers.channels.twilio_sms import SMSMessage
-from workers.executors.base import ActionContext, Executor, Prepared, render_inline
-from workers.policy import Skip, check_recipient
-from workers.render import TemplateProblem
+from aftersale.core.addresses import phone_candidates
+from aftersale.core.errors import PermanentError
+from aftersale.workers.channels.twilio_sms import SMSMessage
+from aftersale.workers.executors.base import ActionContext, Executor, Prepared, render_inline
+from aftersale.workers.policy import Skip, check_recipient
+from aftersale.workers.render import TemplateProblem
 
 #: one SMS segment is 160 GSM characters; beyond a few segments a text is a letter
 MAX_LENGTH = 640

@@ -9,9 +9,8 @@ each string in it is a template, so a Slack message is one line of YAML:
 from __future__ import annotations
 
 import orjson
-
-from workers.channels.webhook import WebhookRequest
-from workers.executors.base import ActionContext, Executor, Prepared, render_inline
+from aftersale.workers.channels.webhook import WebhookRequest
+from aftersale.workers.executors.base import ActionContext, Executor, Prepared, render_inline
 
 RECIPIENT_LIMIT = 320
 

@@ -12,11 +12,10 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
+from aftersale.core.errors import PermanentError, RecipientGone, TransientError
 from requests.adapters import HTTPAdapter
 
 from aftersale import __version__
-from aftersale.errors import PermanentError, TransientError
-from workers.channels.base import RecipientGone, SendResult
 
 RESPONSE_LIMIT = 2000
 ERRNO = re.compile(r"\[Errno -?\d+\][^\"')]*")
@@ -66,15 +65,6 @@ def check(
             retry_after=retry_after(response.headers.get("Retry-After")),
         )
     raise PermanentError(message, status_code=status, response=body)
-
-
-def result(response: requests.Response, provider_id: str | None, data=None) -> SendResult:
-    return SendResult(
-        provider_id=provider_id,
-        status_code=response.status_code,
-        response=truncated(response.text),
-        data=data,
-    )
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:

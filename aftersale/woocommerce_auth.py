@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 from markupsafe import escape
 
-from aftersale import logs
+from aftersale.core import logs
 
 bp = Blueprint("woocommerce_auth", __name__)
 log = logs.get_logger("webhooks.woocommerce_auth")
@@ -21,7 +21,7 @@ log = logs.get_logger("webhooks.woocommerce_auth")
 @bp.post("/woocommerce/auth-callback")
 def auth_callback():
     from aftersale.shops import ConnectError, accept_keys
-    from workers.queues import enqueue_registration
+    from aftersale.workers.queues import enqueue_registration
 
     runtime = current_app.extensions["aftersale"]
     posted = request.get_json(silent=True)

@@ -29,6 +29,16 @@ class PermanentError(DeliveryFailed):
     """Retrying will not help: the address, the content or the credentials are wrong."""
 
 
+class RecipientGone(PermanentError):
+    """The provider will never deliver to this address or number (it replied STOP, it hard
+    bounced): the action fails and the address is suppressed with ``reason``, so later
+    actions skip it instead of failing the same way."""
+
+    def __init__(self, message: str, *, reason: str, **kwargs):
+        super().__init__(message, **kwargs)
+        self.reason = reason
+
+
 class Defer(Exception):
     """Not now: run the action again at ``until`` without counting an attempt.
 

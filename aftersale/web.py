@@ -1,0 +1,22 @@
+"""The web process's entry point: ``gunicorn 'aftersale.web:create_app()'``.
+
+The app shell builds the runtime from the environment, hands it to the web
+parts (``aftersale.webhooks.make_app``) and adds the store install flows,
+which need the shell's shop handling.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from aftersale.core.config import Config
+from aftersale.runtime import Runtime
+from aftersale.webhooks import make_app
+from aftersale.woocommerce_auth import bp as woocommerce_auth_bp
+
+
+def create_app(config: Config | None = None, runtime: Runtime | None = None) -> Flask:
+    """The whole web app; ``runtime`` for tests that share one with workers."""
+    app = make_app(runtime or Runtime(config or Config.from_env()))
+    app.register_blueprint(woocommerce_auth_bp)
+    return app
