@@ -18,10 +18,9 @@ from rq import Queue
 
 from aftersale.core.clock import SystemClock
 from aftersale.core.config import BUILTIN_TEMPLATES_DIR, Config
+from aftersale.workers import jobs
 
 SHOP_CACHE_SECONDS = 30.0
-_current: Runtime | None = None
-_lock = threading.Lock()
 
 
 class Runtime:
@@ -151,15 +150,12 @@ class Runtime:
 
 
 def install(runtime: Runtime | None) -> None:
-    global _current
-    _current = runtime
+    """Make ``runtime`` the one this process's jobs use (see aftersale.workers.jobs)."""
+    jobs.install(runtime)
 
 
 def current() -> Runtime:
-    """The process's runtime; built from the environment the first time if none was installed."""
-    global _current
-    if _current is None:
-        with _lock:
-            if _current is None:
-                _current = Runtime(Config.from_env())
-    return _current
+    return jobs.current()
+
+
+jobs.set_factory(lambda: Runtime(Config.from_env()))

@@ -22,6 +22,7 @@ from aftersale.core import logs
 from aftersale.core.links import ClockSigner
 from aftersale.store import shops as shop_store
 from aftersale.store import tokens as token_store
+from aftersale.workers import jobs
 
 log = logs.get_logger("aftersale.shops")
 #: how long an authorize link is good for: the owner approves within minutes
@@ -200,3 +201,9 @@ def accept_keys(runtime, posted: dict) -> tuple[int, str]:
         shop_id = _save_key(runtime, conn, domain, base, key, secret)
     log.info("shop.connected", platform="woocommerce", shop=domain)
     return shop_id, domain
+
+
+def register_webhooks_job(domain: str) -> dict:
+    """RQ job after the key exchange: create the store's webhooks (the callback answered at once)."""
+    done = register_woocommerce_webhooks(jobs.current(), domain)
+    return {topic: what for topic, (what, _) in done.items()}

@@ -21,7 +21,7 @@ log = logs.get_logger("webhooks.woocommerce_auth")
 @bp.post("/woocommerce/auth-callback")
 def auth_callback():
     from aftersale.shops import ConnectError, accept_keys
-    from aftersale.workers.queues import enqueue_registration
+    from aftersale.store.queues import enqueue_registration
 
     runtime = current_app.extensions["aftersale"]
     posted = request.get_json(silent=True)

@@ -74,8 +74,9 @@ def redis_server():
 @contextmanager
 def database(kind: str):
     """A fresh, migrated database: a SQLite file or a throw-away PostgreSQL database."""
-    from aftersale.store import migrate
     from sqlalchemy import create_engine, text
+
+    from aftersale.store import migrate
 
     if kind == "sqlite":
         folder = Path(tempfile.mkdtemp(prefix="bench-db-"))

@@ -323,9 +323,10 @@ def main() -> None:
 
 def stage_latencies(database_url: str) -> list[list]:
     """Median and p99 of each hop a webhook takes, from the rows' own timestamps."""
+    from sqlalchemy import select
+
     from aftersale.store.db import make_engine
     from aftersale.store.tables import actions, deliveries
-    from sqlalchemy import select
 
     engine = make_engine(database_url)
     with engine.connect() as conn:

@@ -130,9 +130,10 @@ def fixed_rate(url: str, body: bytes, rate: float, seconds: float) -> dict:
 
 
 def count_deliveries(database_url: str) -> int:
+    from sqlalchemy import func, select
+
     from aftersale.store.db import make_engine
     from aftersale.store.tables import deliveries
-    from sqlalchemy import func, select
 
     engine = make_engine(database_url)
     with engine.connect() as conn:

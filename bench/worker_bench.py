@@ -65,7 +65,6 @@ class CountingSMTP:
 
 def make_runtime(database_url: str, redis_url: str, instance: Path, mail_url: str, prefix: str):
     from aftersale.core.config import Config
-
     from aftersale.runtime import Runtime, install
 
     config = Config.from_env(
@@ -125,10 +124,11 @@ def plant_emails(runtime, n: int, due_at) -> None:
 
 
 def bench_worker(kind: str, emails: int) -> list:
-    from aftersale.store.tables import actions
-    from aftersale.workers.scheduler import Scheduler
     from aiosmtpd.controller import Controller
     from sqlalchemy import func, select
+
+    from aftersale.store.tables import actions
+    from aftersale.workers.scheduler import Scheduler
 
     handler = CountingSMTP()
     smtp = Controller(handler, hostname="127.0.0.1", port=free_port())
@@ -198,9 +198,10 @@ FROM generate_series(1, :total) AS g
 
 
 def bench_scheduler(scheduled: int, due: int) -> tuple[list, str]:
+    from sqlalchemy import text
+
     from aftersale.store import shops as shop_store
     from aftersale.workers.scheduler import Scheduler
-    from sqlalchemy import text
 
     instance = Path(tempfile.mkdtemp(prefix="bench-scheduler-"))
     with database("postgresql") as url, redis_server() as redis_url:

@@ -29,6 +29,7 @@ from aftersale.connectors.sanitize import (
 )
 from aftersale.core.errors import PermanentError
 from aftersale.core.events import Event, iso, parse_time
+from aftersale.core.platform import OrderState, ShopAccess
 
 #: how far a payload's clock may run ahead of ours before its times are not believed
 CLOCK_SKEW = timedelta(minutes=5)
@@ -63,19 +64,6 @@ class PlatformUnsupported(PermanentError):
 
 
 @dataclass(frozen=True)
-class ShopAccess:
-    """What a platform call needs: the shop's address and decrypted credentials (never logged).
-
-    ``api_url`` overrides the platform's API base URL (a proxy, or a local
-    HTTP server standing in for the platform in tests).
-    """
-
-    domain: str
-    credentials: dict = field(default_factory=dict, repr=False)
-    api_url: str | None = None
-
-
-@dataclass(frozen=True)
 class DeliveryMeta:
     """What the request headers say about a delivery, read before the body is trusted."""
 
@@ -93,23 +81,6 @@ class DeliveryMeta:
     def happened_at(self) -> datetime | None:
         """Best time for an event whose payload carries none: when the platform sent it."""
         return self.triggered_at or self.received_at
-
-
-@dataclass
-class OrderState:
-    """What Aftersale last knew of an order: the canonical order and connector bookkeeping.
-
-    ``version`` is the platform's modification time of the stored state, so a
-    delivery older than it is recognised as stale.
-    """
-
-    order: dict | None = None
-    extra: dict = field(default_factory=dict)
-    version: datetime | None = None
-
-    @property
-    def known(self) -> bool:
-        return self.order is not None
 
 
 @dataclass
@@ -152,10 +123,15 @@ class Connector(ABC):
         """Read shop, topic and ids from the headers; raise MissingHeaders when absent."""
 
     @abstractmethod
-    def signing_secrets(self, meta: DeliveryMeta, config, shop) -> Sequence[str]:
-        """The secrets a delivery may be signed with; ``shop`` is the stored shop row or None.
+    def signing_secrets(
+        self, meta: DeliveryMeta, config, credentials: dict | None
+    ) -> Sequence[str]:
+        """The secrets a delivery may be signed with.
 
-        Raise UnknownShop when the platform signs per shop and the shop is not connected.
+        ``credentials`` are the shop's decrypted credentials, None when the shop
+        is not connected (the receiver reads and decrypts them: a connector is
+        pure translation and never touches the database). Raise UnknownShop when
+        the platform signs per shop and the shop is not connected.
         """
 
     @abstractmethod

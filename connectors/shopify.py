@@ -118,7 +118,7 @@ class ShopifyConnector(Connector):
             headers=headers,
         )
 
-    def signing_secrets(self, meta: DeliveryMeta, config, shop) -> Sequence[str]:
+    def signing_secrets(self, meta: DeliveryMeta, config, credentials) -> Sequence[str]:
         """Shopify signs with the app's client secret (and the previous one during a rotation)."""
         return config.shopify_api_secrets
 

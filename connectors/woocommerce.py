@@ -22,6 +22,7 @@ from decimal import Decimal
 from urllib.parse import quote, urlsplit
 
 import orjson
+
 from aftersale.connectors.base import (
     Connector,
     DeliveryMeta,
@@ -124,9 +125,6 @@ class WooCommerceConnector(Connector):
     creates_shops = False  # each webhook has its own secret: the shop must be connected first
     PAYLOAD_SHAPE = PAYLOAD_SHAPE
 
-    def __init__(self):
-        self._secrets: dict[tuple[int, bytes], tuple[str, ...]] = {}
-
     # -- receiving -----------------------------------------------------------------
 
     def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
@@ -153,30 +151,20 @@ class WooCommerceConnector(Connector):
             headers=headers,
         )
 
-    def signing_secrets(self, meta: DeliveryMeta, config, shop) -> Sequence[str]:
+    def signing_secrets(self, meta: DeliveryMeta, config, credentials) -> Sequence[str]:
         """The shop's webhook secrets (the current one, and the previous during a rotation)."""
-        if shop is None:
+        if credentials is None:
             raise UnknownShop(
                 f"shop {meta.shop!r} is not connected (aftersale shops add-woocommerce)"
             )
-        key = (shop.id, bytes(shop.credentials or b""))
-        secrets = self._secrets.get(key)
-        if secrets is None:
-            from aftersale.store.shops import credentials_of
-
-            credentials = credentials_of(shop, config.secret_keys)
-            secrets = tuple(
-                s
-                for s in (
-                    credentials.get("webhook_secret"),
-                    credentials.get("webhook_secret_previous"),
-                )
-                if s
+        return tuple(
+            s
+            for s in (
+                credentials.get("webhook_secret"),
+                credentials.get("webhook_secret_previous"),
             )
-            if len(self._secrets) > 1000:
-                self._secrets.clear()
-            self._secrets[key] = secrets
-        return secrets
+            if s
+        )
 
     def verify(self, meta: DeliveryMeta, raw_body: bytes, secrets: Sequence[str]) -> None:
         verify_base64_hmac(header(meta.headers, "X-WC-Webhook-Signature"), raw_body, secrets)

@@ -18,6 +18,7 @@ import threading
 from decimal import Decimal
 
 import requests
+
 from aftersale.connectors.base import ShopAccess
 from aftersale.core import http
 from aftersale.core.errors import PermanentError, TransientError

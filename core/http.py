@@ -12,10 +12,10 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
-from aftersale.core.errors import PermanentError, RecipientGone, TransientError
 from requests.adapters import HTTPAdapter
 
 from aftersale import __version__
+from aftersale.core.errors import PermanentError, RecipientGone, TransientError
 
 RESPONSE_LIMIT = 2000
 ERRNO = re.compile(r"\[Errno -?\d+\][^\"')]*")

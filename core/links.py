@@ -36,9 +36,10 @@ import zlib
 from dataclasses import dataclass
 from datetime import timedelta
 
-from aftersale.core.clock import SystemClock
 from itsdangerous import BadData, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode
+
+from aftersale.core.clock import SystemClock
 
 #: kind -> (URL prefix, how long a link stays valid)
 KINDS: dict[str, tuple[str, timedelta]] = {

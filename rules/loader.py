@@ -12,12 +12,13 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from marshmallow import ValidationError
+
 from aftersale.rules.conditions import ConditionErrors, check_field_path, compile_condition
 from aftersale.rules.errors import Invalid, RuleError, RulesInvalid, format_path, suggest
 from aftersale.rules.model import Rule, RuleSet, Settings, Step
 from aftersale.rules.schema import RuleSchema, SettingsSchema, load_step
 from aftersale.rules.source import Document, SyntaxProblem, load_document
-from marshmallow import ValidationError
 
 SETTINGS_FILE = "settings.yaml"
 

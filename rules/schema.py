@@ -12,14 +12,15 @@ import zoneinfo
 from datetime import time as dt_time
 from datetime import timedelta
 
+from jinja2 import TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
+
 from aftersale.core.events import EVENT_KINDS
 from aftersale.core.storefront import StorefrontSchema
 from aftersale.rules.durations import parse_duration
 from aftersale.rules.errors import suggest
 from aftersale.rules.model import CATEGORIES, ONCE_PER
-from jinja2 import TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
-from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate, validates
 
 RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 EMAIL_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")

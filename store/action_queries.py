@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from aftersale.store.tables import actions, shops
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
+
+from aftersale.store.tables import actions, shops
 
 
 def earlier_steps(conn: Connection, action) -> list:

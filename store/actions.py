@@ -12,10 +12,11 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from aftersale.store.sql import commit_without_flush_wait, for_update, insert_ignore
-from aftersale.store.tables import actions, messages
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
+
+from aftersale.store.sql import commit_without_flush_wait, for_update, insert_ignore
+from aftersale.store.tables import actions, messages
 
 
 class ActionStatus(StrEnum):

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from aftersale.store.sql import CompiledInsert, for_update
-from aftersale.store.tables import deliveries
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
+
+from aftersale.store.sql import CompiledInsert, for_update
+from aftersale.store.tables import deliveries
 
 UNPROCESSED = ("pending", "queued")
 FINAL = ("processed", "ignored", "stale", "failed")

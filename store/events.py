@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Connection
+
 from aftersale.core.events import Event
 from aftersale.store.fit import fit_row
 from aftersale.store.sql import insert_ignore
 from aftersale.store.tables import events
-from sqlalchemy import bindparam, select
-from sqlalchemy.engine import Connection
 
 
 def insert_event(

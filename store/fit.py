@@ -8,8 +8,9 @@ PostgreSQL refuses in text, are dropped too.
 
 from __future__ import annotations
 
-from aftersale.core import logs
 from sqlalchemy import Table
+
+from aftersale.core import logs
 
 log = logs.get_logger("store.fit")
 

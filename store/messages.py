@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aftersale.store.sql import insert_ignore
-from aftersale.store.tables import link_clicks, messages, suppressions
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
+
+from aftersale.store.sql import insert_ignore
+from aftersale.store.tables import link_clicks, messages, suppressions
 
 _INSERT_ATTEMPT = messages.insert()
 

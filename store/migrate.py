@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aftersale.store.db import normalize_url
 from alembic import command
 from alembic.config import Config as AlembicConfig
+
+from aftersale.store.db import normalize_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -28,8 +29,9 @@ def downgrade(database_url: str, revision: str) -> None:
 
 
 def current(database_url: str) -> str | None:
-    from aftersale.store.db import make_engine
     from alembic.runtime.migration import MigrationContext
+
+    from aftersale.store.db import make_engine
 
     engine = make_engine(database_url)
     try:

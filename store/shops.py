@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aftersale.store.sql import insert_ignore
-from aftersale.store.tables import shops
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
+
+from aftersale.store.sql import insert_ignore
+from aftersale.store.tables import shops
 
 
 def ensure_shop(conn: Connection, platform: str, domain: str, now: datetime) -> int:
@@ -76,7 +77,7 @@ def access(shop_row, config):
     ``settings["api_url"]`` on the shop row points the platform calls somewhere
     else than the platform's own API (a proxy, or a local stand-in in tests).
     """
-    from aftersale.connectors.base import ShopAccess
+    from aftersale.core.platform import ShopAccess
 
     settings = shop_row.settings or {}
     return ShopAccess(

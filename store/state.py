@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from aftersale.connectors.base import OrderState
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection
+
+from aftersale.core.platform import OrderState
 from aftersale.store.fit import fit_row
 from aftersale.store.sql import for_update, insert_ignore, upsert
 from aftersale.store.tables import customers, order_states
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.engine import Connection
 
 CUSTOMER_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "tags")
 CONSENT_FIELDS = ("accepts_email_marketing", "accepts_sms_marketing")

@@ -8,7 +8,6 @@ coalesced updates and let rules ask about history.
 
 from __future__ import annotations
 
-from aftersale.store.types import Id, Json, UTCDateTime
 from sqlalchemy import (
     Boolean,
     Column,
@@ -22,6 +21,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from aftersale.store.types import Id, Json, UTCDateTime
 
 metadata = MetaData(
     naming_convention={

@@ -18,10 +18,11 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from aftersale.store.sql import insert_ignore
-from aftersale.store.tables import consumed_tokens
 from sqlalchemy import delete
 from sqlalchemy.engine import Connection
+
+from aftersale.store.sql import insert_ignore
+from aftersale.store.tables import consumed_tokens
 
 
 def digest(token: str) -> str:

@@ -11,16 +11,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from sqlalchemy import update
+
 from aftersale.connectors.base import DeliveryMeta, OrderState
 from aftersale.connectors.shopify import ShopifyConnector
 from aftersale.store import actions as action_store
 from aftersale.store import events as event_store
 from aftersale.store import shops as shop_store
 from aftersale.store import state as state_store
+from aftersale.store.queues import by_job, enqueue_actions
 from aftersale.store.tables import shops
-from aftersale.workers.queues import by_job, enqueue_actions
-from sqlalchemy import update
-
 from tests.helpers import load_fixture
 
 SHOP = "aftersale-demo.myshopify.com"

@@ -22,15 +22,15 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
-from aftersale.core.clock import FrozenClock
-from aftersale.core.config import Config
-from aftersale.store import migrate
-from aftersale.store.tables import metadata
 from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 
+from aftersale.core.clock import FrozenClock
+from aftersale.core.config import Config
 from aftersale.runtime import Runtime, install
+from aftersale.store import migrate
+from aftersale.store.tables import metadata
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "AFTERSALE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from aftersale.store.tables import actions, deliveries, events
 
 from aftersale.cli import build
+from aftersale.store.tables import actions, deliveries, events
 from tests.action_helpers import plant, store_event
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import count, fixture_bytes, post_shopify, rows
@@ -129,9 +129,10 @@ def test_a_worker_whose_rules_send_sms_needs_sms_url_to_start(cli_runner, config
 
 
 def test_migration_0002_upgrades_and_downgrades(database_url):
+    from sqlalchemy import inspect
+
     from aftersale.store import migrate
     from aftersale.store.db import make_engine
-    from sqlalchemy import inspect
 
     def indexes():
         engine = make_engine(database_url)

@@ -13,11 +13,6 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 import pytest
-from aftersale.core.errors import PermanentError, TransientError
-from aftersale.store.tables import actions, messages, suppressions
-from aftersale.workers.channels.smtp import SMTPChannel
-from aftersale.workers.mail import OutgoingEmail
-from aftersale.workers.runner import make_worker
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from cryptography import x509
@@ -26,7 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from werkzeug import Response
 
+from aftersale.core.errors import PermanentError, TransientError
 from aftersale.runtime import Runtime, install
+from aftersale.store.tables import actions, messages, suppressions
+from aftersale.workers.channels.smtp import SMTPChannel
+from aftersale.workers.mail import OutgoingEmail
+from aftersale.workers.runner import make_worker
 from tests.action_helpers import hand_off, plant, store_event
 from tests.conftest import free_port
 from tests.helpers import load_fixture, rows

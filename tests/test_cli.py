@@ -8,12 +8,12 @@ import sys
 import threading
 
 import pytest
-from aftersale.store import migrate
-from aftersale.store.tables import actions, deliveries
 from alembic.script import ScriptDirectory
 from werkzeug.serving import make_server
 
 from aftersale.cli import build
+from aftersale.store import migrate
+from aftersale.store.tables import actions, deliveries
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import count, rows
 

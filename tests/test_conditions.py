@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aftersale.rules.conditions import ConditionErrors, compile_condition
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from aftersale.rules.conditions import ConditionErrors, compile_condition
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CTX = {

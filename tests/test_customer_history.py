@@ -13,11 +13,11 @@ import textwrap
 from datetime import timedelta
 
 import pytest
+
 from aftersale.core.events import parse_time
 from aftersale.rules import RulesInvalid
 from aftersale.rules.loader import load_rules
 from aftersale.store.tables import actions
-
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import load_fixture, post_shopify, rows
 

@@ -7,11 +7,11 @@ from collections import Counter
 from datetime import timedelta
 
 import redis as redis_lib
-from aftersale.store import actions as action_store
-from aftersale.store.tables import actions, messages
-from aftersale.workers.queues import enqueue_actions
-from aftersale.workers.scheduler import Scheduler
 
+from aftersale.store import actions as action_store
+from aftersale.store.queues import enqueue_actions
+from aftersale.store.tables import actions, messages
+from aftersale.workers.scheduler import Scheduler
 from tests.action_helpers import hand_off, plant, store_event
 from tests.helpers import count, rows
 
@@ -91,8 +91,9 @@ def test_a_job_popped_by_a_worker_killed_before_starting_it_is_enqueued_again(
 ):
     """RQ pops a job id off the queue before it marks the job started; a worker killed in
     between leaves a job that is ``queued`` yet in no queue. Its actions are not lost."""
-    from aftersale.workers.queues import ACTIONS
     from rq import Queue
+
+    from aftersale.store.queues import ACTIONS
 
     shop_id, event_id, event = store_event(runtime)
     ids = plant(runtime, shop_id, event_id, event, [EMAIL], count=3)
@@ -119,8 +120,9 @@ def test_a_job_started_by_a_worker_killed_before_it_claimed_its_actions_is_enque
 ):
     """A SimpleWorker killed between starting a job and claiming its rows leaves the job
     ``started`` until RQ's own cleanup many minutes later; the rows must not wait for that."""
-    from aftersale.workers.queues import ACTIONS
     from rq import Queue
+
+    from aftersale.store.queues import ACTIONS
 
     shop_id, event_id, event = store_event(runtime)
     ids = plant(runtime, shop_id, event_id, event, [EMAIL], count=3)

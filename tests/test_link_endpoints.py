@@ -14,10 +14,10 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from aftersale.core.events import parse_time
-from aftersale.store.tables import actions, events, link_clicks, suppressions
 
+from aftersale.core.events import parse_time
 from aftersale.runtime import Runtime, install
+from aftersale.store.tables import actions, events, link_clicks, suppressions
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import fixture_bytes, load_fixture, post_shopify, rows
 
@@ -93,10 +93,9 @@ def shop_runtime(config, clock, tmp_path):
 @pytest.fixture
 def shop(shop_runtime):
     """A web app and a worker on the runtime; ``shop.send(topic, fixture)`` delivers and works."""
+    from aftersale.web import create_app
     from aftersale.workers.runner import make_worker
     from aftersale.workers.scheduler import Scheduler
-
-    from aftersale.web import create_app
 
     app = create_app(runtime=shop_runtime)
     client = app.test_client()

@@ -16,15 +16,15 @@ import zlib
 from urllib.parse import quote
 
 import pytest
-from aftersale.core.links import KINDS, MAX_ID, ClockSigner, LinkInvalid, shop_key
-from aftersale.store import shops as shop_store
-from aftersale.store.tables import link_clicks, suppressions
-from aftersale.webhooks.link_pages import TEXTS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 from markupsafe import escape
 
+from aftersale.core.links import KINDS, MAX_ID, ClockSigner, LinkInvalid, shop_key
+from aftersale.store import shops as shop_store
+from aftersale.store.tables import link_clicks, suppressions
+from aftersale.webhooks.link_pages import TEXTS
 from tests.helpers import count
 
 DOMAIN = "aftersale-demo.myshopify.com"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from aftersale.core.clock import FrozenClock
 from aftersale.core.links import KINDS, LinkClaims, LinkInvalid, LinkSigner
 

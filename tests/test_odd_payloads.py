@@ -17,16 +17,16 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from aftersale.connectors.base import DeliveryMeta, OrderState
 from aftersale.connectors.sanitize import amount, clean_payload, collecting
 from aftersale.connectors.shopify import ShopifyConnector
 from aftersale.connectors.woocommerce import WooCommerceConnector
+from aftersale.shops import add_woocommerce
 from aftersale.store import shops as shop_store
 from aftersale.store.tables import actions, customers, deliveries, events
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from aftersale.shops import add_woocommerce
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import load_fixture, post_shopify, rows
 from tests.test_woocommerce import SECRET, STORE

@@ -12,11 +12,11 @@ import json
 from email import message_from_bytes, policy
 
 import pytest
-from aftersale.core.addresses import one_email, phone_candidates
-from aftersale.store.tables import actions, events, messages
 from sqlalchemy import update
 from werkzeug.wrappers import Response
 
+from aftersale.core.addresses import one_email, phone_candidates
+from aftersale.store.tables import actions, events, messages
 from tests.action_helpers import hand_off, plant, store_event
 from tests.helpers import rows
 from tests.test_channels import ORDER, http_runtime, run  # noqa: F401  (fixture)

@@ -6,11 +6,11 @@ import textwrap
 from datetime import timedelta
 
 import pytest
+
 from aftersale.core.config import Config
 from aftersale.core.events import parse_time
-from aftersale.store.tables import actions, deliveries, events, messages
-
 from aftersale.runtime import Runtime, install
+from aftersale.store.tables import actions, deliveries, events, messages
 from tests.conftest import SHOPIFY_SECRET, free_port
 from tests.helpers import count, fixture_bytes, load_fixture, post_shopify, rows
 
@@ -94,10 +94,9 @@ def test_an_order_without_email_is_skipped_with_a_reason(client, work, runtime, 
 def test_redis_unreachable_delivery_is_kept_and_swept_later(
     tmp_path, database_url, redis_url, smtp_server, rules_dir, clock
 ):
+    from aftersale.web import create_app
     from aftersale.workers.runner import make_worker
     from aftersale.workers.scheduler import Scheduler
-
-    from aftersale.web import create_app
 
     base = dict(
         instance_path=tmp_path,
@@ -170,10 +169,9 @@ def wait_runtime(wait_config, clock):
 
 
 def test_a_seven_day_wait_is_stored_and_sent_only_when_due(wait_runtime, clock, smtp_server):
+    from aftersale.web import create_app
     from aftersale.workers.runner import make_worker
     from aftersale.workers.scheduler import Scheduler
-
-    from aftersale.web import create_app
 
     delivered = load_fixture("shopify", "fulfillments__update__delivered")
     delivered_at = parse_time(delivered["updated_at"])
@@ -210,10 +208,9 @@ def test_a_seven_day_wait_is_stored_and_sent_only_when_due(wait_runtime, clock, 
 
 
 def test_a_refund_cancels_the_pending_follow_up(wait_runtime, clock, smtp_server):
+    from aftersale.web import create_app
     from aftersale.workers.runner import make_worker
     from aftersale.workers.scheduler import Scheduler
-
-    from aftersale.web import create_app
 
     delivered = load_fixture("shopify", "fulfillments__update__delivered")
     clock.set(parse_time(delivered["updated_at"]) + timedelta(minutes=1))

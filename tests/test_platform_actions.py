@@ -7,13 +7,13 @@ import json
 from datetime import timedelta
 
 import pytest
+from werkzeug import Response
+
 from aftersale.connectors.shopify_api import API_VERSION
+from aftersale.runtime import Runtime, install
 from aftersale.store.tables import actions, messages
 from aftersale.workers.runner import make_worker
 from aftersale.workers.scheduler import Scheduler
-from werkzeug import Response
-
-from aftersale.runtime import Runtime, install
 from tests.action_helpers import configure_shop, hand_off, plant, store_event
 from tests.helpers import load_fixture, rows
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from aftersale.core.config import Config
 
+from aftersale.core.config import Config
 from aftersale.runtime import Runtime
 from tests.conftest import SHOPIFY_SECRET
 

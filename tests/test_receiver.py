@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from aftersale.store.tables import deliveries, shops
 from redis import Redis
 
+from aftersale.store.tables import deliveries, shops
 from tests.conftest import OLD_SHOPIFY_SECRET, SHOPIFY_SECRET
 from tests.helpers import count, fixture_bytes, post_shopify, rows, shopify_headers
 
@@ -140,7 +140,6 @@ def test_an_unknown_topic_is_accepted(client, app, runtime):
 
 def test_database_unavailable_is_503(tmp_path, redis_url, smtp_server, rules_dir, clock, body):
     from aftersale.core.config import Config
-
     from aftersale.runtime import Runtime
     from aftersale.web import create_app
 

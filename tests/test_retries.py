@@ -10,12 +10,12 @@ import json
 from datetime import timedelta
 
 import pytest
-from aftersale.store.tables import actions, messages, suppressions
-from aftersale.workers.runner import make_worker
-from aftersale.workers.scheduler import Scheduler
 from werkzeug import Response
 
 from aftersale.runtime import Runtime, install
+from aftersale.store.tables import actions, messages, suppressions
+from aftersale.workers.runner import make_worker
+from aftersale.workers.scheduler import Scheduler
 from tests.action_helpers import hand_off, plant, store_event
 from tests.helpers import rows
 

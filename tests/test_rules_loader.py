@@ -6,6 +6,7 @@ import textwrap
 from datetime import timedelta
 
 import pytest
+
 from aftersale.rules import RulesInvalid, load_rules
 
 

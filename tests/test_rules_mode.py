@@ -7,9 +7,9 @@ import json
 from datetime import timedelta
 
 import pytest
+
 from aftersale.core.events import parse_time
 from aftersale.store.tables import actions
-
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import load_fixture, post_shopify, rows
 

@@ -13,6 +13,7 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from aftersale.connectors.base import DeliveryMeta, OrderState
 from aftersale.connectors.shopify import ShopifyConnector
 from aftersale.core.events import Event, parse_time
@@ -21,7 +22,6 @@ from aftersale.rules.engine import after_quiet_hours, plan
 from aftersale.rules.loader import load_rules
 from aftersale.rules.model import Settings
 from aftersale.store.tables import actions
-
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import fixture_bytes, load_fixture, post_shopify, rows
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from aftersale.connectors.base import DeliveryMeta, OrderState
 from aftersale.connectors.shopify import ShopifyConnector, canonical_order
 from aftersale.core.events import FIELDS
-
 from tests.helpers import FIXTURES, load_fixture
 
 connector = ShopifyConnector()

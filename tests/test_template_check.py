@@ -5,10 +5,10 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from aftersale.core.config import Config
-from aftersale.rules import RulesInvalid
 
 from aftersale.cli import build
+from aftersale.core.config import Config
+from aftersale.rules import RulesInvalid
 from aftersale.runtime import Runtime
 
 
@@ -133,7 +133,6 @@ def test_templates_preview_renders_a_real_payload_and_writes_html(
     cli_runner, tmp_path, monkeypatch
 ):
     from aftersale.core.config import EXAMPLES_DIR
-
     from tests.helpers import fixture_path
 
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 from aftersale.core.clock import FrozenClock
 from aftersale.core.config import BUILTIN_TEMPLATES_DIR, EXAMPLES_DIR
 from aftersale.core.links import LinkSigner
@@ -22,7 +23,6 @@ from aftersale.rules.loader import template_names_in
 from aftersale.workers.message_links import MessageLinks
 from aftersale.workers.previews import events_from_payload, template_context
 from aftersale.workers.render import Renderer, TemplateProblem, locale_candidates, message_locales
-
 from tests.helpers import load_fixture
 
 CYRILLIC = re.compile(r"[\u0400-\u04FF]")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from aftersale.core.events import parse_time
 from aftersale.store.tables import actions
-
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import fixture_bytes, load_fixture, post_shopify, rows
 

@@ -15,14 +15,14 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from werkzeug.wrappers import Response
+
 from aftersale.connectors.base import DeliveryMeta, OrderState, ShopAccess
 from aftersale.connectors.woocommerce import WooCommerceConnector, shop_domain
 from aftersale.connectors.woocommerce_api import WEBHOOK_TOPICS
+from aftersale.shops import accept_keys, add_woocommerce, authorize_url
 from aftersale.store import shops as shop_store
 from aftersale.store.tables import actions, deliveries, events
-from werkzeug.wrappers import Response
-
-from aftersale.shops import accept_keys, add_woocommerce, authorize_url
 from tests.helpers import FIXTURES, count, rows
 from tests.test_cli import env_for
 
@@ -159,7 +159,6 @@ def test_tracking_items_become_fulfillments_with_carrier_and_link():
 
 def test_orders_match_the_shopify_shape_so_one_rule_file_serves_both():
     from aftersale.connectors.shopify import canonical_order as shopify_order
-
     from tests.helpers import load_fixture
 
     shopify = shopify_order(load_fixture("shopify", "orders__create"))

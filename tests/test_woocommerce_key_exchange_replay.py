@@ -15,13 +15,13 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from aftersale.runtime import Runtime
+from aftersale.shops import AUTHORIZE_MAX_AGE, ConnectError, accept_keys, authorize_url
 from aftersale.store import migrate
 from aftersale.store import shops as shop_store
 from aftersale.store import tokens as token_store
 from aftersale.store.tables import consumed_tokens
-
-from aftersale.runtime import Runtime
-from aftersale.shops import AUTHORIZE_MAX_AGE, ConnectError, accept_keys, authorize_url
 from tests.helpers import count, rows
 
 STORE = "https://shop.example.com"

@@ -8,14 +8,15 @@ database pool, Redis client and writer thread lazily.
 
 from __future__ import annotations
 
+from flask import Flask
+from flask.sessions import SessionInterface
+
 from aftersale.core import logs
 from aftersale.core.config import Config
 from aftersale.webhooks.health import bp as health_bp
 from aftersale.webhooks.links import bp as links_bp
 from aftersale.webhooks.receiver import ReceiverState
 from aftersale.webhooks.receiver import bp as receiver_bp
-from flask import Flask
-from flask.sessions import SessionInterface
 
 
 def make_app(runtime) -> Flask:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hmac
 
-from aftersale.core import logs
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy import text
+
+from aftersale.core import logs
 
 bp = Blueprint("health", __name__)
 log = logs.get_logger("webhooks.health")

@@ -23,11 +23,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError
+
 from aftersale.core import logs
 from aftersale.store import deliveries as delivery_store
 from aftersale.webhooks.guard import Unstorable
-from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, TimeoutError
 
 log = logs.get_logger(__name__)
 

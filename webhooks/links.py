@@ -21,6 +21,8 @@ them, so no token, however built, reaches a 500.
 
 from __future__ import annotations
 
+from flask import Blueprint, current_app, redirect, request
+
 from aftersale.core import logs
 from aftersale.core.events import Event
 from aftersale.core.links import LinkClaims, LinkInvalid, key_version
@@ -29,7 +31,6 @@ from aftersale.store import events as event_store
 from aftersale.store import messages as message_store
 from aftersale.store import shops as shop_store
 from aftersale.webhooks.link_pages import page, page_locale
-from flask import Blueprint, current_app, redirect, request
 
 bp = Blueprint("links", __name__)
 log = logs.get_logger("webhooks.links")

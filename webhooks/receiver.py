@@ -12,18 +12,19 @@ import threading
 import time
 
 import orjson
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_input_stream
+
 from aftersale.connectors import get_connector
 from aftersale.connectors.base import DeliveryRejected, EnvironHeaders, UnknownShop, stored_headers
 from aftersale.core import logs
 from aftersale.store import shops as shop_store
 from aftersale.store.deliveries import NewDelivery
+from aftersale.store.queues import nudge_relay
 from aftersale.webhooks.guard import storable
 from aftersale.webhooks.ingest import DeliveryWriter, StorageUnavailable
-from aftersale.workers.queues import nudge_relay
-from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.wsgi import get_input_stream
 
 bp = Blueprint("receiver", __name__)
 log = logs.get_logger("webhooks.receiver")
@@ -37,7 +38,26 @@ class ReceiverState:
         self.runtime = runtime
         self.writer = DeliveryWriter(runtime, lambda: nudge_relay(runtime))
         self._shops: dict[tuple[str, str], tuple[float, int, object]] = {}
+        self._credentials: dict[tuple[int, bytes], dict] = {}
         self._lock = threading.Lock()
+
+    def credentials(self, shop_row) -> dict | None:
+        """The shop's decrypted credentials (None for an unknown shop), decrypted once per value.
+
+        Decrypting is a Fernet operation per request otherwise; the cache is keyed
+        on the encrypted bytes, so a rotated secret is read afresh.
+        """
+        if shop_row is None:
+            return None
+        key = (shop_row.id, bytes(shop_row.credentials or b""))
+        found = self._credentials.get(key)
+        if found is None:
+            found = shop_store.credentials_of(shop_row, self.runtime.config.secret_keys)
+            with self._lock:
+                if len(self._credentials) > 1000:
+                    self._credentials.clear()
+                self._credentials[key] = found
+        return found
 
     def shop(self, platform: str, domain: str, *, create: bool):
         """(shop id, shop row) from the cache or the database; (None, None) for an unknown shop."""
@@ -103,7 +123,9 @@ def _receive(connector, platform: str, url_shop: str | None):
         logs.bind(**log_fields)
         shop_id, shop_row = state.shop(platform, meta.shop, create=False)
         connector.verify(
-            meta, body, connector.signing_secrets(meta, state.runtime.config, shop_row)
+            meta,
+            body,
+            connector.signing_secrets(meta, state.runtime.config, state.credentials(shop_row)),
         )
         payload = _parse(body)
         key = connector.delivery_key(meta, payload)

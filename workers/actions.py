@@ -20,6 +20,8 @@ import time
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from aftersale.core import logs
 from aftersale.core.errors import Defer, DeliveryFailed, PermanentError, TransientError
 from aftersale.core.events import Event
@@ -34,7 +36,6 @@ from aftersale.workers.channels.base import RecipientGone, SendResult
 from aftersale.workers.executors import EXECUTORS, ActionContext, Prepared
 from aftersale.workers.policy import Skip, check_frequency_cap
 from aftersale.workers.render import TemplateProblem
-from sqlalchemy.exc import SQLAlchemyError
 
 log = logs.get_logger("workers.actions")
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import css_inline
+
 from aftersale.workers.mail import OutgoingEmail
 from aftersale.workers.render import Rendered
 

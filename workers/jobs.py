@@ -1,13 +1,47 @@
-"""RQ entry points. Jobs take ids, never objects, and find their process's Runtime."""
+"""RQ entry points. Jobs take ids, never objects, and find their process's runtime here.
+
+The process that runs jobs (``aftersale worker``, or a test) installs its
+runtime with :func:`install`; the app shell registers a factory so that a job
+run elsewhere (``rq worker`` by hand) builds one from the environment. Either
+way this floor never imports the shell above it.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
 from aftersale.workers.actions import JOB_BUDGET, claim, hand_back, run_claimed
 from aftersale.workers.processing import hand_off_actions, process_one
 
-from aftersale import runtime as runtime_module
+_current = None
+_factory: Callable[[], object] | None = None
+_lock = threading.Lock()
+
+
+def install(runtime) -> None:
+    """Make ``runtime`` the one jobs in this process use (None to forget it)."""
+    global _current
+    _current = runtime
+
+
+def set_factory(factory: Callable[[], object]) -> None:
+    """How to build a runtime when a job runs before any was installed."""
+    global _factory
+    _factory = factory
+
+
+def current():
+    """The process's runtime; built by the registered factory the first time if none was installed."""
+    global _current
+    if _current is None:
+        with _lock:
+            if _current is None:
+                if _factory is None:
+                    raise RuntimeError("no runtime installed: run jobs with `aftersale worker`")
+                _current = _factory()
+    return _current
 
 
 def process_deliveries(delivery_ids: list[int]) -> dict[int, str]:
@@ -16,7 +50,7 @@ def process_deliveries(delivery_ids: list[int]) -> dict[int, str]:
     The actions they make due are handed to RQ together at the end, as one
     batch, rather than one job per delivery.
     """
-    runtime = runtime_module.current()
+    runtime = current()
     results, failures, due = {}, [], []
     for delivery_id in delivery_ids:
         try:
@@ -40,7 +74,7 @@ def run_actions(action_ids: list[int]) -> dict[int, str]:
     in RQ and Sentry. Past the job's time budget the actions not yet started
     are handed back rather than left to outlive their lease.
     """
-    runtime = runtime_module.current()
+    runtime = current()
     claimed = claim(runtime, action_ids)
     budget_ends = time.monotonic() + JOB_BUDGET.total_seconds()
     results = {action_id: "not_claimed" for action_id in action_ids if action_id not in claimed}
@@ -64,11 +98,3 @@ def _raise_first(failures: list, total: int, what: str) -> None:
     if failures:
         first_id, exc = failures[0]
         raise RuntimeError(f"{len(failures)} of {total} {what} failed; first {first_id}") from exc
-
-
-def register_woocommerce_webhooks(domain: str) -> dict:
-    """After the key exchange: create the store's webhooks (the callback must answer at once)."""
-    from aftersale.shops import register_woocommerce_webhooks as register
-
-    done = register(runtime_module.current(), domain)
-    return {topic: what for topic, (what, _) in done.items()}

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import orjson
+from redis.exceptions import RedisError
+
 from aftersale.connectors import get_connector
 from aftersale.connectors.base import DeliveryMeta, OrderState
 from aftersale.core import logs
@@ -25,9 +27,8 @@ from aftersale.store import events as event_store
 from aftersale.store import shops as shop_store
 from aftersale.store import state as state_store
 from aftersale.store.fit import fit_row
+from aftersale.store.queues import by_job, enqueue_actions
 from aftersale.store.tables import actions as actions_table
-from aftersale.workers.queues import by_job, enqueue_actions
-from redis.exceptions import RedisError
 
 log = logs.get_logger("workers.processing")
 MAX_DELIVERY_ATTEMPTS = 5

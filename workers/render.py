@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
 
-from aftersale.core.events import FIELDS
-from aftersale.workers.template_filters import FILTERS, LINKS_KEY
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
 from jinja2.sandbox import SandboxedEnvironment
+
+from aftersale.core.events import FIELDS
+from aftersale.workers.template_filters import FILTERS, LINKS_KEY
 
 FILES = ("subject.txt", "body.txt", "body.html")
 #: canonical fields that are lists: a missing one is an empty list, so loops just run zero times

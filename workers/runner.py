@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import signal
 
-from aftersale.core import logs
-from aftersale.workers.queues import ACTIONS, DELIVERIES
 from rq import SimpleWorker
 
-from aftersale.runtime import install
+from aftersale.core import logs
+from aftersale.store.queues import ACTIONS, DELIVERIES
+from aftersale.workers.jobs import install
 
 log = logs.get_logger("workers.runner")
 

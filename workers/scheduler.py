@@ -22,18 +22,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
 from aftersale.core import logs
 from aftersale.store import actions as action_store
 from aftersale.store import deliveries as delivery_store
-from aftersale.workers.queues import (
+from aftersale.store.queues import (
     by_job,
     enqueue_actions,
     enqueue_deliveries,
     missing_jobs,
     wait_for_nudge,
 )
-from redis.exceptions import RedisError
-from sqlalchemy.exc import SQLAlchemyError
 
 log = logs.get_logger("workers.scheduler")
 

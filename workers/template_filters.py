@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
-from aftersale.core.events import parse_time
-from aftersale.core.storefront import handleize
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, get_currency_precision
 from jinja2 import TemplateRuntimeError, pass_context
+
+from aftersale.core.events import parse_time
+from aftersale.core.storefront import handleize
 
 #: the built-in ``sr`` templates are written in Latin script, as most Serbian shops write;
 #: CLDR's plain ``sr`` is Cyrillic, so dates and money would not match the text around them

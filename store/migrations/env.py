@@ -1,8 +1,9 @@
 """Alembic environment: migrations run against the URL handed over by store.migrate."""
 
+from alembic import context
+
 from aftersale.store.db import make_engine
 from aftersale.store.tables import metadata
-from alembic import context
 
 config = context.config
 target_metadata = metadata

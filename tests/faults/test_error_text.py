@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from aftersale.core.logs import describe_error, scrub
-from aftersale.store.tables import deliveries
 from sqlalchemy import text
 
+from aftersale.core.logs import describe_error, scrub
+from aftersale.store.tables import deliveries
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import fixture_bytes, post_shopify, rows
 

@@ -15,12 +15,12 @@ import json
 from collections import Counter
 
 import pytest
-from aftersale.rules import RulesInvalid, load_rules
-from aftersale.store.tables import deliveries
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
+from aftersale.rules import RulesInvalid, load_rules
+from aftersale.store.tables import deliveries
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import count
 

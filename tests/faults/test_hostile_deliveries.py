@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
+
 from aftersale.store.deliveries import NewDelivery
 from aftersale.store.tables import deliveries
 from aftersale.webhooks.guard import FIELD_LIMITS, Unstorable
 from aftersale.webhooks.ingest import DeliveryWriter
-
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import count, fixture_bytes, rows, shopify_headers
 from tests.test_woocommerce import headers_of, woo_shop  # noqa: F401  (fixture)

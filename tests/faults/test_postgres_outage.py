@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 import requests
-from aftersale.core.config import Config
-from aftersale.store import migrate
-from aftersale.store.tables import deliveries
 from werkzeug.serving import make_server
 
+from aftersale.core.config import Config
 from aftersale.runtime import Runtime, install
+from aftersale.store import migrate
+from aftersale.store.tables import deliveries
 from tests.conftest import SHOPIFY_SECRET, free_port
 from tests.helpers import count, load_fixture, shopify_headers
 

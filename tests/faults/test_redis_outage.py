@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import pytest
 import requests
-from aftersale.store.tables import actions, deliveries, events
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from aftersale.store.tables import actions, deliveries, events
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import count, load_fixture, shopify_headers
 

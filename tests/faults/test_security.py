@@ -6,8 +6,8 @@ import ast
 from pathlib import Path
 
 import pytest
-from aftersale.store.tables import actions, deliveries
 
+from aftersale.store.tables import actions, deliveries
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import count, fixture_bytes, post_shopify, rows
 
@@ -75,7 +75,6 @@ EVIL_BODY = "{{ order.__init__.__globals__ }}"
 
 def test_templates_reaching_python_internals_are_refused_when_rules_load(tmp_path, config):
     from aftersale.rules import RulesInvalid
-
     from aftersale.runtime import Runtime
 
     runtime = Runtime(config.replace(rules_dir=_evil_rules(tmp_path, EVIL_SUBJECT, EVIL_BODY)))
@@ -87,11 +86,10 @@ def test_templates_reaching_python_internals_are_refused_when_rules_load(tmp_pat
 
 def test_templates_cannot_reach_python_internals(tmp_path, config, clock, smtp_server):
     """A template changed on disk after the rules were checked still runs in the sandbox."""
-    from aftersale.workers.runner import make_worker
-    from aftersale.workers.scheduler import Scheduler
-
     from aftersale.runtime import Runtime, install
     from aftersale.web import create_app
+    from aftersale.workers.runner import make_worker
+    from aftersale.workers.scheduler import Scheduler
 
     rules = _evil_rules(tmp_path, "Hello", "Hello {{ order.name }}")
     runtime = Runtime(config.replace(rules_dir=rules), clock)

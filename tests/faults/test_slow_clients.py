@@ -340,8 +340,9 @@ def under_attack(port: int, *, request_timeout: float, hold_limit: float) -> dic
 
 
 def count_deliveries(database_url: str) -> int:
-    from aftersale.store.tables import deliveries
     from sqlalchemy import create_engine, func, select
+
+    from aftersale.store.tables import deliveries
 
     engine = create_engine(database_url)
     try:

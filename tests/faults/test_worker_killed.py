@@ -20,10 +20,10 @@ from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from aftersale.store.tables import actions, messages
-from aftersale.workers.actions import LEASE
 from aiosmtpd.controller import Controller
 
+from aftersale.store.tables import actions, messages
+from aftersale.workers.actions import LEASE
 from tests.action_helpers import hand_off, plant, store_event
 from tests.conftest import free_port
 from tests.helpers import rows

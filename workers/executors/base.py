@@ -6,10 +6,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from functools import lru_cache
 
+from jinja2 import TemplateError
+
 from aftersale.core.events import Event
 from aftersale.workers.channels.base import SendResult
 from aftersale.workers.render import TemplateProblem
-from jinja2 import TemplateError
 
 
 @dataclass

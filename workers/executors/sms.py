@@ -10,6 +10,7 @@ unusable number fails the action with the reason.
 from __future__ import annotations
 
 import phonenumbers
+
 from aftersale.core.addresses import phone_candidates
 from aftersale.core.errors import PermanentError
 from aftersale.workers.channels.twilio_sms import SMSMessage

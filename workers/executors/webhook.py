@@ -9,6 +9,7 @@ each string in it is a template, so a Slack message is one line of YAML:
 from __future__ import annotations
 
 import orjson
+
 from aftersale.workers.channels.webhook import WebhookRequest
 from aftersale.workers.executors.base import ActionContext, Executor, Prepared, render_inline
 

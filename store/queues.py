@@ -46,7 +46,7 @@ def wait_for_nudge(runtime, timeout: float) -> bool:
 def enqueue_registration(runtime, domain: str) -> str:
     """Create a connected WooCommerce store's webhooks in a worker; the job id."""
     job = runtime.queue(DELIVERIES).enqueue(
-        "workers.jobs.register_woocommerce_webhooks", domain, failure_ttl=FAILURE_TTL
+        "aftersale.shops.register_webhooks_job", domain, failure_ttl=FAILURE_TTL
     )
     return job.id
 
@@ -54,14 +54,18 @@ def enqueue_registration(runtime, domain: str) -> str:
 def enqueue_deliveries(runtime, ids: list[int]) -> dict[int, str]:
     """``process_deliveries`` jobs of up to DELIVERY_BATCH ids; returns id -> job id."""
     return _enqueue_chunks(
-        runtime.queue(DELIVERIES), "workers.jobs.process_deliveries", ids, DELIVERY_BATCH, 300
+        runtime.queue(DELIVERIES),
+        "aftersale.workers.jobs.process_deliveries",
+        ids,
+        DELIVERY_BATCH,
+        300,
     )
 
 
 def enqueue_actions(runtime, ids: list[int]) -> dict[int, str]:
     """``run_actions`` jobs of up to ACTION_BATCH ids; returns id -> job id."""
     return _enqueue_chunks(
-        runtime.queue(ACTIONS), "workers.jobs.run_actions", ids, ACTION_BATCH, 900
+        runtime.queue(ACTIONS), "aftersale.workers.jobs.run_actions", ids, ACTION_BATCH, 900
     )
 
 
