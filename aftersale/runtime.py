@@ -18,6 +18,7 @@ from rq import Queue
 
 from aftersale.core.clock import SystemClock
 from aftersale.core.config import BUILTIN_TEMPLATES_DIR, Config
+from aftersale.core.steps import STEP_TYPES
 from aftersale.workers import jobs
 
 SHOP_CACHE_SECONDS = 30.0
@@ -30,6 +31,8 @@ class Runtime:
         self._rules = None
         self._shops: dict[int, tuple[float, object]] = {}
         self._rules_lock = threading.Lock()
+        self._http = threading.local()
+        self._http_sessions: list = []
 
     @cached_property
     def engine(self):
@@ -121,6 +124,20 @@ class Runtime:
 
         return WebhookChannel(self.config.webhook_signing_secret)
 
+    def platform_session(self):
+        """This thread's pooled HTTP session for the store platforms' APIs (Shopify, WooCommerce).
+
+        One per thread (a requests session is not thread-safe), kept across jobs so a worker
+        reuses its TLS connections to the stores; the API clients are handed it.
+        """
+        session = getattr(self._http, "session", None)
+        if session is None:
+            from aftersale.core.http import make_session
+
+            session = self._http.session = make_session()
+            self._http_sessions.append(session)
+        return session
+
     def shop(self, conn, shop_id: int):
         """A shop row, cached for SHOP_CACHE_SECONDS: every action reads its shop, and shops
         (settings, credentials) change rarely; a change is seen within that time."""
@@ -140,9 +157,11 @@ class Runtime:
         self._shops.clear()
 
     def close(self) -> None:
-        for name in ("mailer", "sms", "webhooks"):
+        for name in {step.channel for step in STEP_TYPES.values() if step.channel}:
             if name in self.__dict__:
                 self.__dict__[name].close()
+        for session in self._http_sessions:
+            session.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
         if "redis" in self.__dict__:

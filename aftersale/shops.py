@@ -81,7 +81,7 @@ def register_woocommerce_webhooks(runtime, domain: str) -> dict:
     The webhook secret is generated once per shop and kept; registering again
     reuses it, so webhooks already active keep working.
     """
-    from aftersale.connectors.woocommerce_api import WooCommerceAPI, new_webhook_secret
+    from aftersale.connectors.woocommerce.api import WooCommerceAPI, new_webhook_secret
 
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:
@@ -98,7 +98,7 @@ def register_woocommerce_webhooks(runtime, domain: str) -> dict:
                 conn, shop.id, runtime.config.secret_keys, {"webhook_secret": secret}, now
             )
             shop = shop_store.find_shop(conn, "woocommerce", domain)
-    api = WooCommerceAPI(shop_store.access(shop, runtime.config))
+    api = WooCommerceAPI(shop_store.access(shop, runtime.config), runtime.platform_session())
     done = api.register_webhooks(delivery_url(runtime, domain), secret)
     log.info(
         "shop.webhooks_registered",

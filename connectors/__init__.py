@@ -1,4 +1,4 @@
-"""Platform connectors, one module each, listed explicitly in :data:`CONNECTORS`."""
+"""Platform connectors, one package each, listed explicitly in :data:`CONNECTORS`."""
 
 from __future__ import annotations
 

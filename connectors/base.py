@@ -4,7 +4,7 @@ A connector knows everything platform-specific about a delivery: which
 headers carry the shop, topic and delivery id, how the body is signed, what
 makes two deliveries the same, and how a payload becomes canonical events.
 The receiver and the workers only ever talk to this interface, so adding a
-platform is one module here plus its fixtures.
+platform is one package here plus its fixtures.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from aftersale.connectors.sanitize import (
     EMPTY_SHAPE,
@@ -30,6 +30,9 @@ from aftersale.connectors.sanitize import (
 from aftersale.core.errors import PermanentError
 from aftersale.core.events import Event, iso, parse_time
 from aftersale.core.platform import OrderState, ShopAccess
+
+if TYPE_CHECKING:
+    import requests
 
 #: how far a payload's clock may run ahead of ours before its times are not believed
 CLOCK_SKEW = timedelta(minutes=5)
@@ -101,7 +104,7 @@ class Normalized:
 
 
 class Connector(ABC):
-    """Base class; see ``connectors/shopify.py`` for the reference implementation."""
+    """Base class; see ``connectors/shopify/`` for the reference implementation."""
 
     name: ClassVar[str]
     #: topic -> handler(self, payload, meta, state) -> Normalized
@@ -170,18 +173,28 @@ class Connector(ABC):
     # -- platform calls: the store acting on itself --------------------------------
     # Each raises aftersale.errors.TransientError (timeouts, 429 with its wait,
     # 5xx) or PermanentError (4xx, missing credentials), and returns a small dict
-    # recorded on the action (ids the platform gave back).
+    # recorded on the action (ids the platform gave back). ``session`` is the
+    # caller's pooled ``requests.Session`` (core.http.make_session): the caller
+    # owns connections and their lifetime, a connector keeps none of its own.
 
-    def tag_order(self, shop: ShopAccess, order_ref: str, tags: list[str]) -> dict:
+    def tag_order(
+        self, shop: ShopAccess, order_ref: str, tags: list[str], *, session: requests.Session
+    ) -> dict:
         raise PlatformUnsupported(f"{self.name} cannot tag orders")
 
-    def tag_customer(self, shop: ShopAccess, customer_ref: str, tags: list[str]) -> dict:
+    def tag_customer(
+        self, shop: ShopAccess, customer_ref: str, tags: list[str], *, session: requests.Session
+    ) -> dict:
         raise PlatformUnsupported(f"{self.name} cannot tag customers")
 
-    def add_order_note(self, shop: ShopAccess, order_ref: str, note: str) -> dict:
+    def add_order_note(
+        self, shop: ShopAccess, order_ref: str, note: str, *, session: requests.Session
+    ) -> dict:
         raise PlatformUnsupported(f"{self.name} cannot add order notes")
 
-    def create_discount_code(self, shop: ShopAccess, spec: dict) -> dict:
+    def create_discount_code(
+        self, shop: ShopAccess, spec: dict, *, session: requests.Session
+    ) -> dict:
         """Create a single-use code; ``spec`` has code, kind (percentage|fixed_amount), value,
         currency, expires_at, customer email. Returns at least {"code": ..., "id": ...}."""
         raise PlatformUnsupported(f"{self.name} cannot create discount codes")

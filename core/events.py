@@ -211,25 +211,28 @@ def money(value) -> str | None:
     return f"{amount:.2f}" if amount == amount.quantize(Decimal("0.01")) else str(amount)
 
 
+#: The keys of a canonical address (an order's shipping_address and billing_address).
+#: Listed once: connectors build addresses with exactly these keys, and rules and
+#: templates are checked against them (FIELDS below).
+ADDRESS_KEYS = (
+    "first_name",
+    "last_name",
+    "company",
+    "address1",
+    "address2",
+    "city",
+    "province",
+    "zip",
+    "country",
+    "country_code",
+    "phone",
+)
+
 #: The canonical fields rules and templates may use, per subject. ``None`` is a
 #: leaf; a dict describes the fields of a nested object or of each list element;
 #: ``"*"`` allows any key below. Rule paths are checked against this at load
 #: time, so ``order.totl_price`` is an error with a suggestion, not a silent False.
-_ADDRESS = dict.fromkeys(
-    (
-        "first_name",
-        "last_name",
-        "company",
-        "address1",
-        "address2",
-        "city",
-        "province",
-        "zip",
-        "country",
-        "country_code",
-        "phone",
-    )
-)
+_ADDRESS = dict.fromkeys(ADDRESS_KEYS)
 _LINE_ITEM = dict.fromkeys(
     (
         "id",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from aftersale.core.events import Event, parse_time
+from aftersale.core.steps import MESSAGE_STEPS
 from aftersale.rules.conditions import resolve
 from aftersale.rules.model import Rule, RuleSet, Step
 
@@ -79,10 +80,6 @@ def plan(ruleset: RuleSet, event: Event, now: datetime) -> list[PlannedAction]:
                 )
             )
     return planned
-
-
-#: steps that reach a person, so quiet hours apply to them
-MESSAGE_STEPS = frozenset({"email", "sms"})
 
 
 def due_time(rule: Rule, event: Event, ctx: dict) -> datetime:

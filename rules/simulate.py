@@ -1,28 +1,38 @@
-"""``aftersale rules test``: real payloads through the real connector and rules, nothing sent.
+"""``aftersale rules test``: real payloads through the production pipeline, nothing sent.
 
-Each payload file goes through its platform's connector exactly as a
-delivery would, with the order's state carried from one file to the next
-(so a ``--sequence`` of WooCommerce updates diffs as in production, and a
-refund after a delivery cancels the review invite planned for it). Every
-rule listening to each event is evaluated with :func:`rules.engine.explain`
-(matched, or the first failing check with the value it saw), the actions
-that would be planned are listed with their due times and rendered subjects,
-and later events cancel earlier planned actions the way ``cancel_on`` does
-in the database. No database, Redis or mail server is touched.
+Each payload file goes through ``rules/pipeline.py``, the very functions a
+worker runs on a stored delivery: the connector with the order's stored state,
+events stored (a repeated delivery plans once), consent and contact details
+remembered, history facts, once-per keys and ``mode``, cancels and ended
+waits, actions planned. It runs on a database transaction that is rolled back
+at the end: of an in-memory database by default (history comes from the
+files of the same run), or of the configured one with ``--database`` (history,
+consent and earlier actions of ``--shop`` as production has them). Every rule
+listening to an event is explained (matched, or the first failing check with
+the value it saw); a planned message the worker would skip for consent or a
+suppression says so. Nothing is committed, enqueued or sent.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aftersale.connectors import CONNECTORS, get_connector
-from aftersale.connectors.base import DeliveryMeta, OrderState
+from aftersale.connectors.base import DeliveryMeta
 from aftersale.core.events import Event, iso, parse_time
-from aftersale.rules.engine import explain, plan
+from aftersale.core.steps import MESSAGE_STEPS, has_consent
+from aftersale.rules import pipeline
+from aftersale.rules.engine import explain
 from aftersale.rules.model import RuleSet
+from aftersale.store import actions as action_store
+from aftersale.store import messages as message_store
+from aftersale.store import shops as shop_store
+from aftersale.store.db import make_engine
+from aftersale.store.tables import metadata
 
 SIMULATED_SHOP = "simulated.example.com"
 
@@ -47,6 +57,8 @@ class PlannedStep:
     wait_after: timedelta = timedelta(0)
     released_by: str | None = None
     timeout_at: datetime | None = None  # for a waiting step: when it stops waiting
+    #: what the worker's check just before sending would say today (consent, suppression)
+    skip: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -59,6 +71,7 @@ class PlannedStep:
             "problem": self.problem,
             "waits_for": sorted(self.waits_for) if self.waits_for else None,
             "released_by": self.released_by,
+            "would_skip": self.skip,
         }
 
 
@@ -71,10 +84,13 @@ class SimulatedEvent:
     planned: list[PlannedStep] = field(default_factory=list)
     cancelled: list[PlannedStep] = field(default_factory=list)
     released: list[PlannedStep] = field(default_factory=list)
+    #: the same event (same key) was already handled: production stores and plans it once
+    repeated: bool = False
 
     def as_dict(self) -> dict:
         return {
             "file": self.file,
+            "repeated": self.repeated,
             "topic": self.topic,
             "kind": self.event.kind,
             "key": self.event.key,
@@ -134,77 +150,112 @@ def simulate(
     platform: str | None = None,
     topic: str | None = None,
     render=None,
+    database_url: str | None = None,
+    shop: str | None = None,
 ) -> tuple[list[Outcome], int]:
     """Run ``history`` silently, then ``files`` in order; (outcomes, history events seen).
 
-    ``render(step, event) -> (subject, recipient)`` fills in what a mail would
-    say; ``at`` is "now" for time conditions (default: each event's own time).
+    ``render(planned, event) -> (subject, recipient)`` fills in what a mail would
+    say; ``at`` is "now" (default: each delivery's own time).
     """
-    states: dict[tuple[str, str], OrderState] = {}
-    pending: list[PlannedStep] = []
-    seen = 0
-    for path in history:
-        seen += len(_run_file(ruleset, path, states, pending, at, platform, topic, None).events)
-    pending.clear()  # history only builds state; its planned actions are not shown
-    outcomes = [
-        _run_file(ruleset, path, states, pending, at, platform, topic, render) for path in files
-    ]
-    return outcomes, seen
+    with scratch_connection(database_url) as conn:
+        run = _Run(conn, ruleset, at, platform, topic, render, shop or SIMULATED_SHOP)
+        seen = sum(len(run.file(path, show=False).events) for path in history)
+        return [run.file(path) for path in files], seen
 
 
-def _run_file(ruleset, path, states, pending, at, platform, topic, render) -> Outcome:
-    platform, topic, headers, payload = read_payload(path, platform, topic)
-    connector = get_connector(platform)
-    received = _received_at(payload, at)
-    meta = DeliveryMeta(
-        platform=platform,
-        shop=SIMULATED_SHOP,
-        topic=topic,
-        delivery_id="simulated",
-        headers=headers,
-        triggered_at=received,
-        received_at=received,
-    )
-    order_ref = connector.order_ref(topic, payload)
-    key = (platform, order_ref or "")
-    state = states.get(key, OrderState())
-    result = connector.normalize(meta, payload, state)
-    if result.state is not None and order_ref:
-        states[key] = result.state
-    simulated = []
-    for event in result.events:
-        if event.order is None and (result.state or state).order:
-            event = replace(event, order=(result.state or state).order)
-        simulated.append(_evaluate(ruleset, event, str(path), topic, pending, at, render))
-    outcome = result.outcome + (f" ({result.detail})" if result.detail else "")
-    return Outcome(str(path), topic, outcome, simulated)
+@contextmanager
+def scratch_connection(database_url: str | None):
+    """A connection in a transaction that is always rolled back.
+
+    Without a URL: a fresh in-memory SQLite database with the schema, so the
+    run's own events are its only history.
+    """
+    engine = make_engine(database_url or "sqlite://")
+    try:
+        with engine.connect() as conn:
+            if database_url is None:
+                with conn.begin():
+                    metadata.create_all(conn)
+            transaction = conn.begin()
+            try:
+                yield conn
+            finally:
+                transaction.rollback()
+    finally:
+        engine.dispose()
 
 
-def _evaluate(ruleset, event: Event, file: str, topic: str, pending, at, render) -> SimulatedEvent:
-    now = at or event.occurred_at
-    sim = SimulatedEvent(file, topic, event)
-    for step in pending:
-        if (
-            step.cancelled_by is None
-            and event.kind in step.cancel_on
-            and step.order_ref
-            and step.order_ref == event.order_ref
-            and step.due_at > event.occurred_at
-        ):
-            step.cancelled_by = f"{event.kind} ({Path(file).name})"
-            sim.cancelled.append(step)
-    for step in pending:
-        if (
-            step.cancelled_by is None
-            and step.released_by is None
-            and event.kind in step.waits_for
-            and step.order_ref == event.order_ref
-        ):
-            step.released_by = f"{event.kind} ({Path(file).name})"
-            step.due_at = event.occurred_at + step.wait_after
-            sim.released.append(step)
-    sim.verdicts = [(v.rule.name, v.matched, v.reason) for v in explain(ruleset, event, now)]
-    for planned in plan(ruleset, event, now):
+class _Run:
+    """One ``rules test`` run: the shop row and the steps planned so far (by action id)."""
+
+    def __init__(self, conn, ruleset, at, platform, topic, render, shop_domain):
+        self.conn, self.ruleset, self.at, self.render = conn, ruleset, at, render
+        self.platform, self.topic, self.shop_domain = platform, topic, shop_domain
+        self.shops: dict[str, object] = {}
+        self.steps: dict[int, PlannedStep] = {}
+
+    def shop(self, platform: str):
+        if platform not in self.shops:
+            now = datetime.now(UTC)
+            shop_id = shop_store.ensure_shop(self.conn, platform, self.shop_domain, now)
+            self.shops[platform] = shop_store.get_shop(self.conn, shop_id)
+        return self.shops[platform]
+
+    def file(self, path: Path, *, show: bool = True) -> Outcome:
+        platform, topic, headers, payload = read_payload(path, self.platform, self.topic)
+        received = _received_at(payload, self.at)
+        shop = self.shop(platform)
+        meta = DeliveryMeta(
+            platform=platform,
+            shop=shop.domain,
+            topic=topic,
+            delivery_id="simulated",
+            headers=headers,
+            triggered_at=received,
+            received_at=received,
+        )
+        now = self.at or received
+        result, handled = pipeline.run_delivery(
+            self.conn, self.ruleset, shop, meta, payload, None, now
+        )
+        events = [self._explain(one, str(path), topic, now, shop, show) for one in handled]
+        outcome = result.outcome + (f" ({result.detail})" if result.detail else "")
+        return Outcome(str(path), topic, outcome, events)
+
+    def _explain(self, handled, file: str, topic: str, now, shop, show: bool) -> SimulatedEvent:
+        sim = SimulatedEvent(file, topic, handled.event, repeated=handled.duplicate)
+        name = Path(file).name
+        for action_id in handled.cancelled:
+            step = self.steps.get(action_id)
+            if step is not None:
+                step.cancelled_by = f"{handled.event.kind} ({name})"
+                sim.cancelled.append(step)
+        for action_id in handled.released:
+            step = self.steps.get(action_id)
+            if step is not None:
+                step.released_by = f"{handled.event.kind} ({name})"
+                step.due_at = action_store.get(self.conn, action_id).due_at
+                sim.released.append(step)
+        if handled.duplicate:
+            return sim
+        sim.verdicts = [
+            (v.rule.name, v.matched, v.reason) for v in explain(self.ruleset, handled.judged, now)
+        ]
+        created = {action_id for action_id, _ in handled.created}
+        rows = {
+            (row.rule, row.step): row
+            for row in (action_store.get(self.conn, action_id) for action_id in created)
+        }
+        for planned in handled.planned:
+            row = rows.get((planned.rule.name, planned.step.index))
+            step = self._step(planned, handled.event, row, shop, show)
+            sim.planned.append(step)
+            if row is not None:
+                self.steps[row.id] = step
+        return sim
+
+    def _step(self, planned, event: Event, row, shop, show: bool) -> PlannedStep:
         step = PlannedStep(
             rule=planned.rule.name,
             step=_describe(planned.step),
@@ -215,14 +266,34 @@ def _evaluate(ruleset, event: Event, file: str, topic: str, pending, at, render)
             wait_after=planned.rule.wait,
             timeout_at=planned.due_at if planned.waiting else None,
         )
-        if render is not None and planned.step.type == "email":
+        if row is None:
+            step.problem = "already planned or done for this subject (once per key); not again"
+            return step
+        if planned.step.type in MESSAGE_STEPS:
+            step.skip = _send_time_skip(self.conn, shop, planned, event)
+        if show and self.render is not None and planned.step.type == "email":
             try:
-                step.subject, step.recipient = render(planned, event)
+                step.subject, step.recipient = self.render(planned, event)
             except Exception as exc:  # a template problem is shown, not raised
-                step.problem = str(exc)
-        sim.planned.append(step)
-        pending.append(step)
-    return sim
+                step.problem = f"template problem: {exc}"
+        return step
+
+
+def _send_time_skip(conn, shop, planned, event: Event) -> str | None:
+    """What the worker's check before sending would say today: consent, then suppression."""
+    customer = event.customer or {}
+    channel = planned.step.type
+    if planned.rule.category == "marketing" and not has_consent(customer, channel):
+        return f"no_consent: marketing {channel} needs the customer's {channel} marketing consent"
+    address = customer.get("email" if channel == "email" else "phone")
+    address = address or (event.order or {}).get("email" if channel == "email" else "phone")
+    if address:
+        reason = message_store.suppression(
+            conn, shop.id, channel, str(address), planned.rule.category
+        )
+        if reason:
+            return f"suppressed: {channel} address suppressed ({reason})"
+    return None
 
 
 def _describe(step) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from aftersale.core.steps import MESSAGE_STEPS
 from aftersale.store.tables import actions, shops
 
 
@@ -67,7 +68,7 @@ def marketing_sent_since(conn, shop_id: int, customer_ref: str, since, exclude_i
                 actions.c.shop_id == shop_id,
                 actions.c.customer_ref == customer_ref,
                 actions.c.category == "marketing",
-                actions.c.action_type.in_(("email", "sms")),
+                actions.c.action_type.in_(sorted(MESSAGE_STEPS)),
                 actions.c.status == "sent",
                 actions.c.finished_at >= since,
                 actions.c.id != exclude_id,

@@ -15,6 +15,7 @@ from enum import StrEnum
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
+from aftersale.core.steps import max_attempts_for
 from aftersale.store.sql import commit_without_flush_wait, for_update, insert_ignore
 from aftersale.store.tables import actions, messages
 
@@ -33,20 +34,6 @@ class ActionStatus(StrEnum):
 PENDING = (ActionStatus.SCHEDULED, ActionStatus.WAITING, ActionStatus.QUEUED)
 FINAL = (ActionStatus.SENT, ActionStatus.SKIPPED, ActionStatus.FAILED, ActionStatus.DEAD)
 RETRYABLE = (ActionStatus.FAILED, ActionStatus.DEAD)
-
-#: attempts before an action whose errors are all transient becomes a dead letter, per step
-#: type: a customer mail is worth about a day of retries (1m, 2m, 4m, ... capped at 6h), a
-#: store's own webhook endpoint or the platform API a little longer (they come back)
-MAX_ATTEMPTS_BY_STEP = {
-    "email": 8,
-    "sms": 6,
-    "webhook": 10,
-    "tag_order": 10,
-    "tag_customer": 10,
-    "note_order": 10,
-    "discount_code": 10,
-}
-DEFAULT_MAX_ATTEMPTS = 5
 
 
 def create(conn: Connection, rows: list[dict], now: datetime) -> list[tuple[int, str]]:
@@ -151,10 +138,6 @@ def restart_pending(
             .returning(actions.c.id)
         ).scalars()
     )
-
-
-def max_attempts_for(action_type: str) -> int:
-    return MAX_ATTEMPTS_BY_STEP.get(action_type, DEFAULT_MAX_ATTEMPTS)
 
 
 def cancel_for_event(

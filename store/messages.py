@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
+from aftersale.core.steps import STEP_TYPES
 from aftersale.store.sql import insert_ignore
 from aftersale.store.tables import link_clicks, messages, suppressions
 
@@ -78,7 +79,7 @@ def suppression(
         return None
     # a STOP reply to a text opts the number out of every message from that sender, and
     # the SMS provider refuses them all, so an SMS unsubscribe blocks transactional texts too
-    if row.reason in BLOCKS_ALL or category == "marketing" or channel == "sms":
+    if row.reason in BLOCKS_ALL or category == "marketing" or opt_out_blocks_all(channel):
         return row.reason
     return None
 
@@ -119,3 +120,8 @@ def record_click(conn: Connection, *, shop_id: int, action_id: int | None, kind:
             shop_id=shop_id, action_id=action_id or None, kind=kind, created_at=now
         )
     )
+
+
+def opt_out_blocks_all(channel: str) -> bool:
+    step = STEP_TYPES.get(channel)
+    return bool(step and step.opt_out_blocks_all)

@@ -14,16 +14,22 @@ import uuid
 from datetime import UTC, datetime
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
+
+from aftersale.core import logs
+from aftersale.store import actions as action_store
 
 DELIVERIES = "deliveries"
 ACTIONS = "actions"
 DELIVERY_BATCH = 20
 ACTION_BATCH = 25
 FAILURE_TTL = 7 * 24 * 3600
+
+log = logs.get_logger("store.queues")
 
 
 def nudge_key(runtime) -> str:
@@ -181,3 +187,17 @@ def by_job(assigned: dict[int, str]) -> dict[str, list[int]]:
     for row_id, job_id in assigned.items():
         grouped.setdefault(job_id, []).append(row_id)
     return grouped
+
+
+def hand_off_actions(runtime, ids: list[int]) -> None:
+    """Enqueue actions created due; if Redis fails they stay queued and the scheduler re-enqueues them."""
+    if not ids:
+        return
+    try:
+        jobs = by_job(enqueue_actions(runtime, ids))
+    except RedisError as exc:
+        # They stay queued in the database; the scheduler re-enqueues lost jobs.
+        log.warning("actions.enqueue_deferred", count=len(ids), error=str(exc))
+        return
+    with runtime.engine.begin() as conn:
+        action_store.set_jobs(conn, jobs, runtime.clock.now())

@@ -8,12 +8,12 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from aftersale.core.platform import OrderState
+from aftersale.core.steps import CONSENT_FIELDS
 from aftersale.store.fit import fit_row
 from aftersale.store.sql import for_update, insert_ignore, upsert
 from aftersale.store.tables import customers, order_states
 
 CUSTOMER_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "tags")
-CONSENT_FIELDS = ("accepts_email_marketing", "accepts_sms_marketing")
 
 
 def lock_order(conn: Connection, shop_id: int, order_ref: str | None) -> OrderState:

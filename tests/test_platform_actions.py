@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from werkzeug import Response
 
-from aftersale.connectors.shopify_api import API_VERSION
+from aftersale.connectors.shopify.api import API_VERSION
 from aftersale.runtime import Runtime, install
 from aftersale.store.tables import actions, messages
 from aftersale.workers.runner import make_worker
@@ -154,7 +154,10 @@ def test_order_note_is_appended_once(shop_runtime, shop, httpserver):
     with shop_runtime.engine.connect() as conn:
         access = shop_store.access(shop_store.get_shop(conn, shop[0]), shop_runtime.config)
     ShopifyConnector().add_order_note(
-        access, ORDER["id"], f"Review invite sent for {ORDER['name']}"
+        access,
+        ORDER["id"],
+        f"Review invite sent for {ORDER['name']}",
+        session=shop_runtime.platform_session(),
     )
     assert api.note.count("Review invite sent") == 1
 
@@ -240,7 +243,7 @@ def test_throttled_waits_for_the_bucket_to_refill(shop_runtime, shop, httpserver
 
 
 def test_throttle_wait_comes_from_the_reported_cost():
-    from aftersale.connectors.shopify_api import throttle_wait
+    from aftersale.connectors.shopify.api import throttle_wait
 
     assert throttle_wait(THROTTLED["extensions"]) == 1.0
     slow = {

@@ -19,7 +19,8 @@ from werkzeug.wrappers import Response
 
 from aftersale.connectors.base import DeliveryMeta, OrderState, ShopAccess
 from aftersale.connectors.woocommerce import WooCommerceConnector, shop_domain
-from aftersale.connectors.woocommerce_api import WEBHOOK_TOPICS
+from aftersale.connectors.woocommerce.api import WEBHOOK_TOPICS
+from aftersale.core.http import make_session
 from aftersale.shops import accept_keys, add_woocommerce, authorize_url
 from aftersale.store import shops as shop_store
 from aftersale.store.tables import actions, deliveries, events
@@ -501,10 +502,11 @@ def test_order_notes_and_coupons_through_the_rest_api(httpserver):
         api_url=httpserver.url_for("/").rstrip("/"),
     )
     connector = WooCommerceConnector()
-    assert connector.add_order_note(access, "4821", "Review invite sent")["id"] == 1
-    assert (
-        connector.add_order_note(access, "4821", "Review invite sent")["note"] == "already present"
-    )
+    session = make_session()  # handed in, as a worker hands in its per-thread one
+    note = "Review invite sent"
+    assert connector.add_order_note(access, "4821", note, session=session)["id"] == 1
+    again = connector.add_order_note(access, "4821", note, session=session)
+    assert again["note"] == "already present"
     spec = {
         "code": "THANKS-7KQ2M9XD",
         "kind": "percentage",
@@ -512,13 +514,14 @@ def test_order_notes_and_coupons_through_the_rest_api(httpserver):
         "customer_email": "milica.jovanovic@example.com",
         "expires_at": "2026-12-31T23:00:00Z",
     }
-    created = connector.create_discount_code(access, spec)
-    again = connector.create_discount_code(access, spec)  # a repeated attempt after a crash
+    created = connector.create_discount_code(access, spec, session=session)
+    again = connector.create_discount_code(access, spec, session=session)  # after a crash
     assert created == {"id": 1, "code": "THANKS-7KQ2M9XD"}
     assert again["existing"] is True and len(coupons) == 1
     assert coupons[1]["discount_type"] == "percent" and coupons[1]["usage_limit"] == 1
     assert coupons[1]["email_restrictions"] == ["milica.jovanovic@example.com"]
     assert coupons[1]["date_expires_gmt"] == "2026-12-31T23:00:00"
+    session.close()
 
 
 def cli_env(runtime) -> dict:

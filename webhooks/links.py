@@ -26,10 +26,12 @@ from flask import Blueprint, current_app, redirect, request
 from aftersale.core import logs
 from aftersale.core.events import Event
 from aftersale.core.links import LinkClaims, LinkInvalid, key_version
+from aftersale.rules import pipeline
 from aftersale.store import actions as action_store
 from aftersale.store import events as event_store
 from aftersale.store import messages as message_store
 from aftersale.store import shops as shop_store
+from aftersale.store.queues import hand_off_actions
 from aftersale.webhooks.link_pages import page, page_locale
 
 bp = Blueprint("links", __name__)
@@ -184,8 +186,6 @@ def _record_event(conn, runtime, shop, claims: LinkClaims, kind: str, now) -> li
     One event per action and kind (the event key), so a second click changes
     nothing; pending actions of the order whose rule cancels on it are skipped.
     """
-    from aftersale.workers.processing import _handle_event
-
     action = _action_of(conn, shop, claims)
     if action is None:
         return []
@@ -201,7 +201,7 @@ def _record_event(conn, runtime, shop, claims: LinkClaims, kind: str, now) -> li
         product={k: v for k, v in (product or {}).items() if v} or None,
         source={"platform": "aftersale", "topic": kind, "action_id": action.id},
     )
-    return _handle_event(conn, runtime.rules, shop, None, event, now)
+    return pipeline.handle_event(conn, runtime.rules, shop, None, event, now).due
 
 
 def _action_of(conn, shop, claims: LinkClaims):
@@ -219,8 +219,6 @@ def _subjects_of(conn, action) -> tuple[dict | None, dict | None]:
 
 
 def _hand_off(runtime, queued: list[int]) -> None:
-    from aftersale.workers.processing import hand_off_actions
-
     hand_off_actions(runtime, queued)
 
 

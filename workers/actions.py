@@ -18,13 +18,14 @@ from __future__ import annotations
 import random
 import time
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from aftersale.core import logs
 from aftersale.core.errors import Defer, DeliveryFailed, PermanentError, TransientError
 from aftersale.core.events import Event
+from aftersale.core.steps import masked
+from aftersale.rules import pipeline
 from aftersale.store import action_queries
 from aftersale.store import actions as action_store
 from aftersale.store import events as event_store
@@ -339,30 +340,16 @@ def _current_customer(conn, action, event: Event) -> dict:
 
 def _template_context(runtime, action, event: Event, shop, customer: dict, steps: dict) -> dict:
     settings = runtime.rules.settings_for(shop.domain)
-    context = event.context()
-    context["customer"] = customer
-    context["shop"] = {
-        "domain": shop.domain,
-        "name": shop.name or settings.shop_name or shop.domain,
-    }
-    context["action"] = {"id": action.id, "rule": action.rule}
-    context["steps"] = steps
-    for result in steps.values():
-        if result["step_type"] == "discount_code":
-            context["discount"] = result
-    return context
+    return pipeline.template_context(
+        event,
+        shop_domain=shop.domain,
+        shop_name=shop.name or settings.shop_name,
+        customer=customer,
+        action_id=action.id,
+        rule=action.rule,
+        steps=steps,
+    )
 
 
 def _masked(prepared: Prepared) -> str | None:
-    """The recipient as logs may show it: no full address, number, or webhook URL (Slack's
-    carry their token in the path)."""
-    recipient = prepared.recipient
-    if not recipient:
-        return None
-    if prepared.channel == "sms":
-        return logs.mask_phone(recipient)
-    if prepared.channel == "webhook":
-        return urlsplit(recipient).netloc
-    if "@" in recipient:
-        return logs.mask_email(recipient)
-    return recipient
+    return masked(prepared.channel, prepared.recipient)

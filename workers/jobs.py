@@ -12,8 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from aftersale.store.queues import hand_off_actions
 from aftersale.workers.actions import JOB_BUDGET, claim, hand_back, run_claimed
-from aftersale.workers.processing import hand_off_actions, process_one
+from aftersale.workers.processing import process_one
 
 _current = None
 _factory: Callable[[], object] | None = None

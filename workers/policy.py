@@ -9,10 +9,9 @@ unsubscribe.
 from __future__ import annotations
 
 from aftersale.core.errors import Defer
+from aftersale.core.steps import MESSAGE_STEPS, has_consent
 from aftersale.store import action_queries
 from aftersale.store import messages as message_store
-
-CONSENT_FIELD = {"email": "accepts_email_marketing", "sms": "accepts_sms_marketing"}
 
 
 class Skip(Exception):
@@ -29,7 +28,7 @@ def check_recipient(conn, action, channel: str, address: str, customer: dict) ->
     reason = message_store.suppression(conn, action.shop_id, channel, address, action.category)
     if reason:
         raise Skip("suppressed", f"{channel} address suppressed ({reason})")
-    if action.category == "marketing" and customer.get(CONSENT_FIELD[channel]) is not True:
+    if action.category == "marketing" and not has_consent(customer, channel):
         raise Skip(
             "no_consent", f"marketing {channel} needs the customer's {channel} marketing consent"
         )
@@ -44,7 +43,7 @@ def check_frequency_cap(conn, settings, rule, action, now) -> None:
     """
     if settings.frequency_cap is None or action.category != "marketing":
         return
-    if action.action_type not in ("email", "sms") or not action.customer_ref:
+    if action.action_type not in MESSAGE_STEPS or not action.customer_ref:
         return
     limit, per = settings.frequency_cap
     sent = action_queries.marketing_sent_since(

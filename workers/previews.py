@@ -16,6 +16,7 @@ from pathlib import Path
 from aftersale.connectors import get_connector
 from aftersale.connectors.base import DeliveryMeta, OrderState
 from aftersale.core.events import Event
+from aftersale.rules import pipeline
 
 PREVIEW_SHOP = "aftersale-demo.myshopify.com"
 
@@ -88,12 +89,13 @@ def events_from_file(
 
 def template_context(event: Event, shop_name: str, rule: str = "preview") -> dict:
     """What a worker gives templates for this event (see workers/actions.py)."""
-    context = event.context()
-    context["customer"] = dict(event.customer or {})
-    context["shop"] = {"domain": event.shop, "name": shop_name or event.shop}
-    context["action"] = {"id": 0, "rule": rule}
-    context["steps"] = {}
-    return context
+    return pipeline.template_context(
+        event,
+        shop_domain=event.shop,
+        shop_name=shop_name,
+        customer=dict(event.customer or {}),
+        rule=rule,
+    )
 
 
 def _meta(platform: str, topic: str, shop: str) -> DeliveryMeta:

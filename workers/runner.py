@@ -12,6 +12,7 @@ import signal
 from rq import SimpleWorker
 
 from aftersale.core import logs
+from aftersale.core.steps import STEP_TYPES
 from aftersale.store.queues import ACTIONS, DELIVERIES
 from aftersale.workers.jobs import install
 
@@ -31,10 +32,11 @@ def check_channels(runtime) -> None:
     Raises:
         ChannelUnavailable: with the setting to fix.
     """
-    step_types = {step.type for rule in runtime.rules.rules for step in rule.steps}
-    runtime.mailer  # noqa: B018 - building it validates MAIL_URL
-    if "sms" in step_types:
-        runtime.sms  # noqa: B018 - building it validates SMS_URL
+    used = {step.type for rule in runtime.rules.rules for step in rule.steps} | {"email"}
+    for name in sorted(used):
+        channel = STEP_TYPES[name].channel
+        if channel:
+            getattr(runtime, channel)  # building it validates its URL setting
 
 
 def reload_on_sighup(runtime) -> None:

@@ -6,8 +6,10 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from aftersale.cli import pass_context
+from aftersale.core import logs
 
 
 @click.group("rules")
@@ -82,15 +84,35 @@ def check(ctx, folder):
     help="folder of earlier payloads, replayed first (state only, not shown)",
 )
 @click.option("--rules", "folder", type=click.Path(path_type=Path), help="default: RULES_DIR")
+@click.option(
+    "--database",
+    "use_database",
+    is_flag=True,
+    help="read history, consent and earlier actions from DATABASE_URL (rolled back, never written)",
+)
+@click.option("--shop", help="the shop whose stored history --database reads (its domain)")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @pass_context
 def test(
-    ctx, event_files, as_sequence, sequence, platform, topic, at_text, history, folder, as_json
+    ctx,
+    event_files,
+    as_sequence,
+    sequence,
+    platform,
+    topic,
+    at_text,
+    history,
+    folder,
+    use_database,
+    shop,
+    as_json,
 ):
-    """Run real payloads (--event FILE, or FILES in order) through the connector and rules.
+    """Run real payloads (--event FILE, or FILES in order) through the production pipeline.
 
-    Nothing is sent and no database is touched. Order state carries from one
-    file to the next, as in production.
+    The same code a worker runs on a delivery, on a transaction rolled back at
+    the end: an in-memory database by default, or the configured one with
+    --database (then history facts, consent, once-per keys and pending actions
+    of --shop are production's). Nothing is sent, committed or enqueued.
 
     Prints, for every event, each rule listening to it: matched, or WHY not (the
     first failing condition and the value it saw); the actions that would be
@@ -104,6 +126,8 @@ def test(
     from aftersale.runtime import Runtime
     from aftersale.workers.template_check import load_rules_checked
 
+    # The pipeline logs what it plans, as in a worker; here the report says it instead.
+    logs.configure("WARNING", "console", stream=sys.stderr)
     files = [*event_files, *sequence]
     if not files:
         raise click.UsageError("give at least one --event FILE (or --sequence F1 F2 ...)")
@@ -133,9 +157,16 @@ def test(
             platform=platform,
             topic=topic,
             render=_subject_renderer(runtime, ruleset),
+            database_url=ctx.config.database_url if use_database else None,
+            shop=shop,
         )
     except SimulationError as exc:
         raise click.ClickException(str(exc)) from exc
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"--database: cannot read DATABASE_URL ({logs.describe_error(exc)});"
+            " check it, or leave out --database to test without stored history"
+        ) from exc
     if as_json:
         click.echo(
             json_module.dumps(
@@ -204,6 +235,8 @@ def _print_simulation(outcomes, seen: int, folder) -> None:
                 f" at {sim.event.occurred_at:%Y-%m-%d %H:%M} UTC"
                 f"  [dim]{outcome.file} {outcome.topic}[/dim]"
             )
+            if sim.repeated:
+                console.print("   repeated: this event was already handled; nothing new planned")
             for step in sim.cancelled:
                 console.print(f"   [yellow]cancels[/yellow] {step.rule}: {step.step}")
             for step in sim.released:
@@ -227,8 +260,10 @@ def _print_simulation(outcomes, seen: int, folder) -> None:
                     )
                 if step.subject:
                     line += f' "{step.subject}" to {step.recipient or "(no address)"}'
+                if step.skip:
+                    line += f" [yellow]would be skipped at send time: {step.skip}[/yellow]"
                 if step.problem:
-                    line += f" [red]template problem: {step.problem}[/red]"
+                    line += f" [red]{step.problem}[/red]"
                 console.print(line, markup=True)
 
 

@@ -39,7 +39,7 @@ class PlatformExecutor(Executor):
         raise NotImplementedError
 
     def send(self, runtime, prepared: Prepared) -> SendResult:
-        data = prepared.payload() or {}
+        data = prepared.payload(session=runtime.platform_session()) or {}
         return SendResult(provider_id=str(data.get("id")) if data.get("id") else None, data=data)
 
 
@@ -116,8 +116,8 @@ class DiscountCodeExecutor(PlatformExecutor):
         )
 
 
-def _create(connector, access, spec: dict) -> dict:
-    created = connector.create_discount_code(access, spec)
+def _create(connector, access, spec: dict, *, session) -> dict:
+    created = connector.create_discount_code(access, spec, session=session)
     return {
         "id": created.get("id"),
         "code": created.get("code") or spec["code"],

@@ -11,23 +11,27 @@ restore rate. HTTP 429 (with Retry-After) and 5xx are transient too; 401,
 Each call is safe to repeat after a crash: tags are a set, a note already
 present is not added again, and a discount code that already exists (the
 code is derived from the action id) is looked up instead of created.
+
+The client opens no connections of its own: the caller hands it the shop's
+access (address and decrypted token) and a pooled ``requests.Session``
+(``aftersale.core.http.make_session()``), and decides how long that session
+lives and which thread uses it. A connector stays pure translation, with no
+process-wide state to reset between tests or to share unsafely across threads.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from decimal import Decimal
 
 import requests
 
-from aftersale.connectors.base import ShopAccess
 from aftersale.core import http
 from aftersale.core.errors import PermanentError, TransientError
+from aftersale.core.platform import ShopAccess
 
 API_VERSION = "2025-10"
 TIMEOUT = 15.0
-_local = threading.local()
 
 TAGS_ADD = """
 mutation tagsAdd($id: ID!, $tags: [String!]!) {
@@ -83,23 +87,17 @@ def discount_input(spec: dict) -> dict:
     return discount
 
 
-def _session() -> requests.Session:
-    """One pooled session per thread, so a worker reuses its TLS connections to Shopify."""
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = _local.session = http.make_session()
-    return session
-
-
 class ShopifyAdminAPI:
-    def __init__(self, shop: ShopAccess, *, session: requests.Session | None = None):
+    """The Admin API of one shop, over the caller's session (see the module docstring)."""
+
+    def __init__(self, shop: ShopAccess, session: requests.Session):
         token = shop.credentials.get("access_token")
         if not token:
             raise PermanentError(f"no Shopify access token stored for {shop.domain}")
         base = (shop.api_url or f"https://{shop.domain}").rstrip("/")
         self.endpoint = f"{base}/admin/api/{API_VERSION}/graphql.json"
         self.headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
-        self.session = session or _session()
+        self.session = session
 
     # -- the calls -------------------------------------------------------------
 

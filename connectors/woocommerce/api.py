@@ -9,19 +9,23 @@ what a store owner needs to read, so it is carried into every error. 429 and
 Each call is safe to repeat: a note already on the order is not added again,
 a coupon whose code exists (codes derive from the action id) is looked up,
 and webhook registration matches existing webhooks by topic and delivery URL.
+
+The client opens no connections of its own: the caller hands it the shop's
+access (store URL and decrypted API key) and a pooled ``requests.Session``
+(``aftersale.core.http.make_session()``), and decides how long that session
+lives and which thread uses it.
 """
 
 from __future__ import annotations
 
 import secrets as secrets_lib
-import threading
 from decimal import Decimal
 
 import requests
 
-from aftersale.connectors.base import ShopAccess
 from aftersale.core import http
 from aftersale.core.errors import PermanentError, TransientError
+from aftersale.core.platform import ShopAccess
 
 TIMEOUT = 20.0
 #: the topics Aftersale subscribes a store to
@@ -33,14 +37,6 @@ WEBHOOK_TOPICS = (
     "customer.created",
     "customer.updated",
 )
-_local = threading.local()
-
-
-def _session() -> requests.Session:
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = _local.session = http.make_session()
-    return session
 
 
 def new_webhook_secret() -> str:
@@ -48,7 +44,9 @@ def new_webhook_secret() -> str:
 
 
 class WooCommerceAPI:
-    def __init__(self, shop: ShopAccess, *, session: requests.Session | None = None):
+    """The REST API of one store, over the caller's session (see the module docstring)."""
+
+    def __init__(self, shop: ShopAccess, session: requests.Session):
         key = shop.credentials.get("consumer_key")
         secret = shop.credentials.get("consumer_secret")
         if not key or not secret:
@@ -56,7 +54,7 @@ class WooCommerceAPI:
         base = (shop.api_url or shop.credentials.get("url") or f"https://{shop.domain}").rstrip("/")
         self.base = f"{base}/wp-json/wc/v3"
         self.auth = (key, secret)
-        self.session = session or _session()
+        self.session = session
 
     # -- calls used by actions ------------------------------------------------------
 

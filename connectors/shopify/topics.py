@@ -1,0 +1,333 @@
+"""Shopify's webhook topics, one handler each, dispatched by ``TOPIC_HANDLERS``.
+
+Each handler is ``handler(connector, payload, meta, state) -> Normalized``
+(the base connector calls it with the connector as first argument). They are
+here, not in the connector class, because they are what grows as Shopify
+adds topics, while receiving and verifying stays put. Shipment statuses go
+through ``shipments`` (announced once, in order); refunds keep their amounts
+in the order's stored state (``extra["refunds"]``) to tell a full refund.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aftersale.connectors.base import (
+    DeliveryMeta,
+    Normalized,
+    OrderState,
+    believable,
+    missing_id,
+)
+from aftersale.connectors.base import compact as _compact
+from aftersale.connectors.base import decimal_or_zero as _decimal
+from aftersale.connectors.base import ref as _id
+from aftersale.connectors.base import time_or_none as _time
+from aftersale.connectors.shopify.canonical import (
+    canonical_customer,
+    canonical_fulfillment,
+    canonical_order,
+    canonical_refund,
+    consent_state,
+    return_order_id,
+    tag_list,
+)
+from aftersale.connectors.shopify.shipments import shipment, with_fulfillment
+from aftersale.core.events import iso
+
+# -- orders ----------------------------------------------------------------------------
+
+
+def _order_event(kind: str, time_field: str):
+    def handler(connector, payload, meta, state):
+        order = canonical_order(payload)
+        if not order["id"]:
+            return missing_id("order")
+        customer = canonical_customer(payload.get("customer"), payload)
+        occurred = _time(payload.get(time_field)) or _time(payload.get("updated_at")) or _now(meta)
+        event = connector._event(kind, meta, order["id"], occurred, order=order, customer=customer)
+        return Normalized(events=[event], state=_newer_state(state, order, payload))
+
+    handler.__name__ = f"_{kind.replace('.', '_')}"
+    return handler
+
+
+def _order_updated(connector, payload, meta, state):
+    """No event of its own: it keeps the stored order fresh for later fulfillment events."""
+    order = canonical_order(payload)
+    if not order["id"]:
+        return missing_id("order")
+    new_state = _newer_state(state, order, payload)
+    return Normalized(state=new_state, outcome="processed" if new_state else "stale")
+
+
+# -- fulfillments and shipments ------------------------------------------------------------
+
+
+def _fulfillment_created(connector, payload, meta, state):
+    fulfillment = canonical_fulfillment(payload)
+    if not fulfillment["id"]:
+        return missing_id("fulfillment")
+    occurred = believable(meta, _time(payload.get("created_at")) or _now(meta), "created_at")
+    events = [
+        connector._event(
+            "fulfillment.created",
+            meta,
+            fulfillment["id"],
+            occurred,
+            fulfillment=fulfillment,
+            state=state,
+            order_id=fulfillment["order_id"],
+        )
+    ]
+    normalized = Normalized(
+        events=events, state=with_fulfillment(state, fulfillment, None, occurred)
+    )
+    shipped = shipment(
+        connector,
+        payload.get("shipment_status"),
+        fulfillment,
+        occurred,
+        meta,
+        state,
+        fulfillment["order_id"],
+    )
+    normalized.events += shipped.events
+    if shipped.state is not None:
+        normalized.state = with_fulfillment(shipped.state, fulfillment, None, occurred)
+    return normalized
+
+
+def _fulfillment_updated(connector, payload, meta, state):
+    fulfillment = canonical_fulfillment(payload)
+    if not fulfillment["id"]:
+        return missing_id("fulfillment")
+    occurred = believable(meta, _time(payload.get("updated_at")) or _now(meta), "updated_at")
+    return shipment(
+        connector,
+        payload.get("shipment_status"),
+        fulfillment,
+        occurred,
+        meta,
+        state,
+        fulfillment["order_id"],
+    )
+
+
+def _fulfillment_event(connector, payload, meta, state):
+    fid = _id(payload.get("fulfillment_id"))
+    if not fid:
+        return missing_id("fulfillment")
+    known = (state.extra.get("fulfillments") or {}).get(fid, {}).get("data") or {}
+    fulfillment = {
+        **known,
+        "id": fid,
+        "shipment_status": payload.get("status"),
+        "message": payload.get("message"),
+        "estimated_delivery_at": iso(_time(payload.get("estimated_delivery_at"))),
+        "location": _compact({k: payload.get(k) for k in ("city", "province", "country", "zip")}),
+    }
+    occurred = believable(
+        meta,
+        _time(payload.get("happened_at")) or _time(payload.get("created_at")) or _now(meta),
+        "happened_at",
+    )
+    return shipment(
+        connector,
+        payload.get("status"),
+        fulfillment,
+        occurred,
+        meta,
+        state,
+        _id(payload.get("order_id")),
+    )
+
+
+# -- refunds and returns ---------------------------------------------------------------------
+
+
+def _refund_created(connector, payload, meta, state):
+    refund = canonical_refund(payload, state)
+    if not refund["id"]:
+        return missing_id("refund")
+    occurred = _time(payload.get("processed_at")) or _time(payload.get("created_at")) or _now(meta)
+    extra = dict(state.extra)
+    extra["refunds"] = {**(extra.get("refunds") or {}), refund["id"]: refund["amount"]}
+    new_state = OrderState(
+        order=state.order or {"id": refund["order_id"]}, extra=extra, version=state.version
+    )
+    refund["full"] = _fully_refunded(new_state)
+    event = connector._event(
+        "order.refunded",
+        meta,
+        refund["id"],
+        occurred,
+        refund=refund,
+        state=state,
+        order_id=refund["order_id"],
+    )
+    return Normalized(events=[event], state=new_state)
+
+
+def _return_event(kind: str):
+    def handler(connector, payload, meta, state):
+        ret = {
+            "id": _id(payload.get("id")),
+            "status": payload.get("status"),
+            "name": payload.get("name"),
+            "line_items": [
+                _compact(
+                    {
+                        "id": _id(item.get("id")),
+                        "quantity": item.get("quantity"),
+                        "reason": item.get("return_reason") or item.get("reason"),
+                        "note": item.get("return_reason_note") or item.get("customer_note"),
+                    }
+                )
+                for item in payload.get("return_line_items") or []
+            ],
+        }
+        if not ret["id"]:
+            return missing_id("return")
+        occurred = (
+            _time(payload.get("updated_at")) or _time(payload.get("created_at")) or _now(meta)
+        )
+        order_id = return_order_id(payload)
+        event = connector._event(
+            kind, meta, ret["id"], occurred, return_=ret, state=state, order_id=order_id
+        )
+        return Normalized(events=[event])
+
+    return handler
+
+
+# -- customers, privacy, products ----------------------------------------------------------
+
+
+def _customer_event(kind: str):
+    def handler(connector, payload, meta, state):
+        customer = canonical_customer(payload, None)
+        if customer is None:
+            return missing_id("customer")
+        occurred = (
+            _time(payload.get("updated_at")) or _time(payload.get("created_at")) or _now(meta)
+        )
+        key = customer["id"] if kind == "customer.created" else f"{customer['id']}@{iso(occurred)}"
+        return Normalized(events=[connector._event(kind, meta, key, occurred, customer=customer)])
+
+    return handler
+
+
+def _consent_updated(connector, payload, meta, state):
+    consent = payload.get("email_marketing_consent") or {}
+    customer = _compact(
+        {
+            "id": _id(payload.get("customer_id")),
+            "email": payload.get("email_address"),
+            "accepts_email_marketing": consent_state(consent),
+        }
+    )
+    occurred = _time(consent.get("consent_updated_at")) or _now(meta)
+    key = f"{customer.get('id')}@{iso(occurred)}"
+    return Normalized(
+        events=[
+            connector._event("customer.consent_updated", meta, key, occurred, customer=customer)
+        ]
+    )
+
+
+def _privacy_event(kind: str):
+    def handler(connector, payload, meta, state):
+        raw = payload.get("customer") or {}
+        customer = _compact(
+            {"id": _id(raw.get("id")), "email": raw.get("email"), "phone": raw.get("phone")}
+        )
+        orders = [
+            str(o) for o in payload.get("orders_to_redact") or payload.get("orders_requested") or []
+        ]
+        key = meta.event_id or meta.delivery_id
+        event = connector._event(
+            kind,
+            meta,
+            key,
+            _now(meta),
+            customer=customer or None,
+            order={"ids": orders} if orders else None,
+        )
+        return Normalized(events=[event])
+
+    return handler
+
+
+def _product_event(kind: str):
+    def handler(connector, payload, meta, state):
+        product = _compact(
+            {
+                "id": _id(payload.get("id")),
+                "title": payload.get("title"),
+                "handle": payload.get("handle"),
+                "product_type": payload.get("product_type"),
+                "vendor": payload.get("vendor"),
+                "tags": tag_list(payload.get("tags")),
+                "status": payload.get("status"),
+            }
+        )
+        occurred = _time(payload.get("updated_at")) or _now(meta)
+        key = f"{product.get('id')}@{iso(occurred)}"
+        return Normalized(events=[connector._event(kind, meta, key, occurred, product=product)])
+
+    return handler
+
+
+TOPIC_HANDLERS = {
+    "orders/create": _order_event("order.created", "created_at"),
+    "orders/paid": _order_event("order.paid", "processed_at"),
+    "orders/cancelled": _order_event("order.cancelled", "cancelled_at"),
+    "orders/fulfilled": _order_event("order.fulfilled", "updated_at"),
+    "orders/partially_fulfilled": _order_event("order.partially_fulfilled", "updated_at"),
+    "orders/updated": _order_updated,
+    "fulfillments/create": _fulfillment_created,
+    "fulfillments/update": _fulfillment_updated,
+    "fulfillment_events/create": _fulfillment_event,
+    "refunds/create": _refund_created,
+    "returns/request": _return_event("return.requested"),
+    "returns/approve": _return_event("return.approved"),
+    "returns/decline": _return_event("return.declined"),
+    "returns/cancel": _return_event("return.cancelled"),
+    "returns/close": _return_event("return.closed"),
+    "customers/create": _customer_event("customer.created"),
+    "customers/update": _customer_event("customer.updated"),
+    "customers/email_marketing_consent_update": _consent_updated,
+    "customers/redact": _privacy_event("customer.redact"),
+    "customers/data_request": _privacy_event("customer.data_request"),
+    "shop/redact": _privacy_event("shop.redact"),
+    "app/uninstalled": _privacy_event("app.uninstalled"),
+    "products/create": _product_event("product.created"),
+    "products/update": _product_event("product.updated"),
+    "products/delete": _product_event("product.deleted"),
+}
+#: answered 200 and recorded, deliberately without events
+IGNORED_TOPICS = frozenset({"returns/reopen", "orders/edited", "orders/delete"})
+
+
+# -- the order's bookkeeping ---------------------------------------------------
+
+
+def _newer_state(state: OrderState, order: dict, payload: dict) -> OrderState | None:
+    """The state to store, or None when the payload is older than what is stored."""
+    version = _time(payload.get("updated_at"))
+    if state.version and version and version < state.version:
+        return None
+    return OrderState(order=order, extra=state.extra, version=version or state.version)
+
+
+def _fully_refunded(state: OrderState) -> bool | None:
+    total = (state.order or {}).get("total_price")
+    if total is None:
+        return None
+    refunded = sum(_decimal(v) for v in (state.extra.get("refunds") or {}).values())
+    return refunded >= _decimal(total)
+
+
+def _now(meta: DeliveryMeta) -> datetime:
+    return meta.happened_at
