@@ -14,11 +14,12 @@ from pathlib import Path
 
 from marshmallow import ValidationError
 
-from aftersale.rules.conditions import ConditionErrors, check_field_path, compile_condition
+from aftersale.rules.compiler import ConditionErrors, check_field_path, compile_condition
 from aftersale.rules.errors import Invalid, RuleError, RulesInvalid, format_path, suggest
 from aftersale.rules.model import Rule, RuleSet, Settings, Step
-from aftersale.rules.schema import RuleSchema, SettingsSchema, load_step
+from aftersale.rules.schema import RuleSchema, SettingsSchema
 from aftersale.rules.source import Document, SyntaxProblem, load_document
+from aftersale.rules.step_schemas import load_step
 
 SETTINGS_FILE = "settings.yaml"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aftersale.rules.conditions import ConditionErrors, compile_condition
+from aftersale.rules.compiler import ConditionErrors, compile_condition
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CTX = {

@@ -192,9 +192,10 @@ def test_a_cancelled_action_is_not_sent_even_if_its_job_runs(runtime, work, smtp
     assert (action.status, action.skip_reason) == ("skipped", "cancelled")
 
 
-def test_every_step_type_rules_accept_has_an_executor():
-    from aftersale.rules.step_schemas import STEP_TYPES
+def test_every_step_type_is_registered_accepted_by_rules_and_executed():
+    """A channel is one registry entry, one rule schema, one executor: the three agree."""
+    from aftersale.core.steps import STEP_TYPES
+    from aftersale.rules.step_schemas import STEP_TYPES as RULE_STEPS
     from aftersale.workers.executors import EXECUTORS
 
-    assert set(STEP_TYPES) == set(EXECUTORS)
-    assert set(STEP_TYPES) == set(EXECUTORS)
+    assert set(STEP_TYPES) == set(RULE_STEPS) == set(EXECUTORS)

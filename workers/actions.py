@@ -26,6 +26,7 @@ from aftersale.core.errors import Defer, DeliveryFailed, PermanentError, Transie
 from aftersale.core.events import Event
 from aftersale.core.steps import masked
 from aftersale.rules import pipeline
+from aftersale.rules.settings import shop_settings
 from aftersale.store import action_queries
 from aftersale.store import actions as action_store
 from aftersale.store import events as event_store
@@ -291,12 +292,10 @@ def _prepare(runtime, action, now: datetime):
         shop = runtime.shop(conn, action.shop_id)
         customer = _current_customer(conn, action, event)
         steps = _earlier_results(conn, action, now)
-        context = _template_context(runtime, action, event, shop, customer, steps)
-        ctx = ActionContext(action, event, shop, customer, context)
-        ruleset = runtime.rules
-        check_frequency_cap(
-            conn, ruleset.settings_for(shop.domain), ruleset.get(action.rule), action, now
-        )
+        settings = shop_settings(runtime.rules, shop)
+        context = _template_context(action, event, shop, settings, customer, steps)
+        ctx = ActionContext(action, event, shop, customer, context, settings)
+        check_frequency_cap(conn, settings, runtime.rules.get(action.rule), action, now)
         return executor, executor.prepare(runtime, conn, ctx)
 
 
@@ -338,12 +337,11 @@ def _current_customer(conn, action, event: Event) -> dict:
     return customer
 
 
-def _template_context(runtime, action, event: Event, shop, customer: dict, steps: dict) -> dict:
-    settings = runtime.rules.settings_for(shop.domain)
+def _template_context(action, event: Event, shop, settings, customer: dict, steps: dict) -> dict:
     return pipeline.template_context(
         event,
         shop_domain=shop.domain,
-        shop_name=shop.name or settings.shop_name,
+        shop_name=settings.shop_name,
         customer=customer,
         action_id=action.id,
         rule=action.rule,

@@ -35,7 +35,7 @@ _INLINER = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=F
 def compose_email(
     runtime, ctx: ActionContext, rendered: Rendered, recipient: str, links=None
 ) -> OutgoingEmail:
-    settings = runtime.rules.settings_for(ctx.shop.domain)
+    settings = ctx.settings
     action = ctx.action
     sender = settings.sender or runtime.config.mail_from
     domain = parseaddr(sender)[1].rpartition("@")[2] or "aftersale.local"

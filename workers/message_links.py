@@ -29,9 +29,10 @@ class MessageLinks:
     locale: str | None = None
 
     @classmethod
-    def for_action(cls, runtime, shop_row, action, order: dict | None, locale: str | None):
+    def for_action(
+        cls, runtime, shop_row, settings, action, order: dict | None, locale: str | None
+    ):
         """Links for a mail about to be sent for ``action`` (a row of ``actions``)."""
-        settings = runtime.rules.settings_for(shop_row.domain)
         return cls(
             signer=runtime.link_signer,
             site=settings.storefront.for_shop(

@@ -4,7 +4,8 @@
 ``open()`` opened; ``send(messages)`` returns the provider ids of what was
 accepted. A channel used as a context manager opens and closes around a
 block, while a worker keeps one channel open across many jobs so one SMTP
-connection serves them all.
+connection serves them all. :class:`HTTPChannel` is that shape for providers
+spoken to over HTTP: the connection it holds is one pooled requests session.
 
 Errors are typed by what to do next: :class:`TransientError` (timeouts,
 connection loss, 4xx SMTP replies, HTTP 429 and 5xx) is retried with backoff;
@@ -18,10 +19,14 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from aftersale.core import http
 from aftersale.core.addresses import is_one_email
 from aftersale.core.errors import DeliveryFailed, PermanentError, RecipientGone, TransientError
-from aftersale.core.http import truncated
+
+if TYPE_CHECKING:
+    import requests
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
@@ -29,6 +34,7 @@ __all__ = [
     "Channel",
     "ChannelError",
     "ChannelUnavailable",
+    "HTTPChannel",
     "PermanentError",
     "RecipientGone",
     "SendResult",
@@ -90,11 +96,42 @@ class Channel(ABC):
         """Send each message; raise on the first failure (the caller sends one at a time)."""
 
 
+class HTTPChannel(Channel):
+    """A channel that speaks to its provider over HTTP through one pooled session.
+
+    ``open()`` creates the session and returns True, or returns False when one
+    is already open; ``close()`` closes the session it holds, if any. ``send``
+    opens on first use, so a channel works with or without an explicit
+    ``open()``; subclasses implement ``_send_one(message) -> SendResult``.
+    """
+
+    session: requests.Session | None = None
+
+    def open(self) -> bool:
+        if self.session is not None:
+            return False
+        self.session = http.make_session()
+        return True
+
+    def close(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            session.close()
+
+    def send(self, messages: Sequence) -> list[SendResult]:
+        self.open()
+        return [self._send_one(message) for message in messages]
+
+    @abstractmethod
+    def _send_one(self, message) -> SendResult:
+        """Send one message through ``self.session``; raise a typed error on failure."""
+
+
 def result(response, provider_id: str | None, data=None) -> SendResult:
     """What an HTTP provider's answer says about one send, as recorded with the action."""
     return SendResult(
         provider_id=provider_id,
         status_code=response.status_code,
-        response=truncated(response.text),
+        response=http.truncated(response.text),
         data=data,
     )

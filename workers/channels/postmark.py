@@ -10,14 +10,13 @@ are retried. ``postmark+http://`` talks plain HTTP, for a local stand-in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from aftersale.core import http
 from aftersale.workers.channels import base as channel_base
 from aftersale.workers.channels.base import (
-    Channel,
     ChannelUnavailable,
+    HTTPChannel,
     SendResult,
     require_one_email,
 )
@@ -29,7 +28,7 @@ INACTIVE_RECIPIENT = 406
 OWN_FIELDS = {"from", "to", "cc", "bcc", "reply-to", "subject", "date", "mime-version"}
 
 
-class PostmarkChannel(Channel):
+class PostmarkChannel(HTTPChannel):
     name = "postmark"
 
     def __init__(self, token: str, base_url: str, *, stream: str = "outbound", timeout=15.0):
@@ -39,7 +38,6 @@ class PostmarkChannel(Channel):
         self.base_url = base_url.rstrip("/")
         self.stream = stream
         self.timeout = timeout
-        self.session = None
 
     @classmethod
     def from_url(cls, url: str) -> PostmarkChannel:
@@ -54,21 +52,6 @@ class PostmarkChannel(Channel):
             stream=query.get("stream", "outbound"),
             timeout=float(query.get("timeout", 15)),
         )
-
-    def open(self) -> bool:
-        if self.session is not None:
-            return False
-        self.session = http.make_session()
-        return True
-
-    def close(self) -> None:
-        session, self.session = self.session, None
-        if session is not None:
-            session.close()
-
-    def send(self, messages: Sequence[OutgoingEmail]) -> list[SendResult]:
-        self.open()
-        return [self._send_one(message) for message in messages]
 
     def _send_one(self, message: OutgoingEmail) -> SendResult:
         response = http.request(

@@ -9,15 +9,14 @@ answers 201 with the message ``sid``; a 400 carries Twilio's error code
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from aftersale.core import http
 from aftersale.workers.channels import base as channel_base
 from aftersale.workers.channels.base import (
-    Channel,
     ChannelUnavailable,
+    HTTPChannel,
     SendResult,
     require_one_number,
 )
@@ -34,7 +33,7 @@ class SMSMessage:
     body: str
 
 
-class TwilioChannel(Channel):
+class TwilioChannel(HTTPChannel):
     name = "twilio"
 
     def __init__(
@@ -59,7 +58,6 @@ class TwilioChannel(Channel):
         self.sender = sender
         self.messaging_service = messaging_service
         self.timeout = timeout
-        self.session = None
 
     @classmethod
     def from_url(cls, url: str) -> TwilioChannel:
@@ -79,21 +77,6 @@ class TwilioChannel(Channel):
             messaging_service=query.get("messaging_service") or None,
             timeout=float(query.get("timeout", 15)),
         )
-
-    def open(self) -> bool:
-        if self.session is not None:
-            return False
-        self.session = http.make_session()
-        return True
-
-    def close(self) -> None:
-        session, self.session = self.session, None
-        if session is not None:
-            session.close()
-
-    def send(self, messages: Sequence[SMSMessage]) -> list[SendResult]:
-        self.open()
-        return [self._send_one(message) for message in messages]
 
     def _send_one(self, message: SMSMessage) -> SendResult:
         form = {"To": require_one_number(message.to), "Body": message.body}

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aftersale.core import http
 from aftersale.workers.channels import base as channel_base
-from aftersale.workers.channels.base import Channel, SendResult
+from aftersale.workers.channels.base import HTTPChannel, SendResult
 
 SIGNATURE_HEADER = "X-Aftersale-Signature"
 
@@ -35,28 +34,12 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-class WebhookChannel(Channel):
+class WebhookChannel(HTTPChannel):
     name = "webhook"
 
     def __init__(self, secret: str, *, timeout: float = 10.0):
         self.secret = secret
         self.timeout = timeout
-        self.session = None
-
-    def open(self) -> bool:
-        if self.session is not None:
-            return False
-        self.session = http.make_session()
-        return True
-
-    def close(self) -> None:
-        session, self.session = self.session, None
-        if session is not None:
-            session.close()
-
-    def send(self, messages: Sequence[WebhookRequest]) -> list[SendResult]:
-        self.open()
-        return [self._send_one(request) for request in messages]
 
     def _send_one(self, request: WebhookRequest) -> SendResult:
         headers = {

@@ -3,8 +3,8 @@
 An executor turns a claimed action into something sent: ``prepare`` renders
 and checks (raising ``Skip`` or ``TemplateProblem``), ``send`` hands it to
 the channel or platform (raising ``TransientError`` or ``PermanentError``).
-The step types here and the ones rules accept (``rules/schema.py``) are the
-same set; a test keeps them so.
+The step types here, the ones rules accept (``rules/step_schemas.py``) and the
+registry (``core/steps.py``) are the same set; a test keeps them so.
 """
 
 from __future__ import annotations

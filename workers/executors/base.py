@@ -9,6 +9,7 @@ from functools import lru_cache
 from jinja2 import TemplateError
 
 from aftersale.core.events import Event
+from aftersale.rules.model import Settings
 from aftersale.workers.channels.base import SendResult
 from aftersale.workers.render import TemplateProblem
 
@@ -22,6 +23,7 @@ class ActionContext:
     shop: object  # the shops row
     customer: dict  # the customer as stored now (consent may have changed since the event)
     template_context: dict  # what templates see
+    settings: Settings  # the shop's settings, resolved once (rules/settings.py)
 
 
 @dataclass

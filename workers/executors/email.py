@@ -18,29 +18,18 @@ class EmailExecutor(Executor):
         recipient = _recipient(ctx)
         check_recipient(conn, ctx.action, "email", recipient, ctx.customer)
         tc = ctx.template_context
-        settings = runtime.rules.settings_for(ctx.shop.domain)
-        locales = message_locales(tc, settings.default_locale)
-        links = MessageLinks.for_action(runtime, ctx.shop, ctx.action, tc.get("order"), None)
+        locales = message_locales(tc, ctx.settings.default_locale)
+        links = MessageLinks.for_action(
+            runtime, ctx.shop, ctx.settings, ctx.action, tc.get("order"), None
+        )
         rendered = runtime.renderer.render(ctx.action.params["template"], tc, locales, links)
         message = compose_email(
             runtime, ctx, rendered, recipient, links.with_locale(rendered.locale)
         )
-        _shop_sender(message, ctx)
         return Prepared("email", recipient, rendered.subject, message, message["Message-ID"])
 
     def send(self, runtime, prepared: Prepared):
         return runtime.mailer.send([prepared.payload])[0]
-
-
-def _shop_sender(message, ctx: ActionContext) -> None:
-    """A shop's own sender and Reply-To (``shops.settings``) win over the rule pack's, so one
-    deployment serving several stores mails each customer from their store; a ``reply_to`` on
-    the step itself still wins over both."""
-    settings = ctx.shop.settings or {}
-    if settings.get("sender"):
-        message.sender = settings["sender"]
-    if settings.get("reply_to") and not ctx.action.params.get("reply_to"):
-        message.reply_to = settings["reply_to"]
 
 
 def _recipient(ctx: ActionContext) -> str:

@@ -1,0 +1,32 @@
+"""A shop's settings, resolved once per action from the three places they come from.
+
+Merge order, later wins:
+
+1. the rule pack's ``settings.yaml``;
+2. its ``shops:`` entry for the shop's domain (one deployment, several stores);
+3. the shop's own row: ``shops.settings`` (``sender``, ``reply_to``, set when the
+   store connected) and ``shops.name``.
+
+The action carries the result (``ActionContext.settings``), so composing,
+links and policy read one object instead of looking settings up five times
+and overwriting the sender after the Message-ID domain was derived from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from aftersale.rules.model import RuleSet, Settings
+
+#: keys of ``shops.settings`` that override the rule pack's settings of the same name
+SHOP_ROW_KEYS = ("sender", "reply_to")
+
+
+def shop_settings(ruleset: RuleSet, shop_row) -> Settings:
+    """The settings that apply to ``shop_row`` (a ``shops`` row), merged in the order above."""
+    settings = ruleset.settings_for(shop_row.domain)
+    own = shop_row.settings or {}
+    changes = {key: own[key] for key in SHOP_ROW_KEYS if own.get(key)}
+    if shop_row.name:
+        changes["shop_name"] = shop_row.name
+    return replace(settings, **changes) if changes else settings
