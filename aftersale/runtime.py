@@ -18,7 +18,11 @@ from rq import Queue
 
 from aftersale.core.clock import SystemClock
 from aftersale.core.config import BUILTIN_TEMPLATES_DIR, Config
+from aftersale.core.http import make_session
+from aftersale.core.links import LinkSigner
 from aftersale.core.steps import STEP_TYPES
+from aftersale.store.db import make_engine
+from aftersale.store.shops import get_shop
 from aftersale.workers import jobs
 
 SHOP_CACHE_SECONDS = 30.0
@@ -36,7 +40,6 @@ class Runtime:
 
     @cached_property
     def engine(self):
-        from aftersale.store.db import make_engine
 
         return make_engine(self.config.database_url)
 
@@ -80,6 +83,7 @@ class Runtime:
 
     def load_rules(self):
         """Rules, and every template they use rendered against sample events (load-time errors)."""
+        # deferred import: a web process never renders or sends, so never loads this
         from aftersale.workers.template_check import load_rules_checked
 
         return load_rules_checked(self.config.rules_dir, self.template_dirs)
@@ -93,6 +97,7 @@ class Runtime:
 
     @cached_property
     def renderer(self):
+        # deferred import: a web process never renders or sends, so never loads this
         from aftersale.workers.render import Renderer
 
         return Renderer(self.template_dirs)
@@ -100,12 +105,12 @@ class Runtime:
     @cached_property
     def link_signer(self):
         """Signs and checks the review, help and unsubscribe links in messages."""
-        from aftersale.core.links import LinkSigner
 
         return LinkSigner(self.config.secret_keys, self.config.public_url, self.clock)
 
     @cached_property
     def mailer(self):
+        # deferred import: a web process never renders or sends, so never loads this
         from aftersale.workers.channels import mail_channel
 
         return mail_channel(self.config.mail_url)
@@ -113,6 +118,7 @@ class Runtime:
     @cached_property
     def sms(self):
         """The SMS channel from SMS_URL; ChannelUnavailable when none is configured."""
+        # deferred import: a web process never renders or sends, so never loads this
         from aftersale.workers.channels import sms_channel
 
         return sms_channel(self.config.sms_url)
@@ -120,6 +126,7 @@ class Runtime:
     @cached_property
     def webhooks(self):
         """Outbound webhooks, signed with the deployment's webhook secret."""
+        # deferred import: a web process never renders or sends, so never loads this
         from aftersale.workers.channels.webhook import WebhookChannel
 
         return WebhookChannel(self.config.webhook_signing_secret)
@@ -132,8 +139,6 @@ class Runtime:
         """
         session = getattr(self._http, "session", None)
         if session is None:
-            from aftersale.core.http import make_session
-
             session = self._http.session = make_session()
             self._http_sessions.append(session)
         return session
@@ -145,7 +150,6 @@ class Runtime:
         hit = self._shops.get(shop_id)
         if hit is not None and hit[0] > now:
             return hit[1]
-        from aftersale.store.shops import get_shop
 
         row = get_shop(conn, shop_id)
         if row is not None:

@@ -18,6 +18,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
 from aftersale.connectors.woocommerce import shop_domain
+from aftersale.connectors.woocommerce.api import WooCommerceAPI, new_webhook_secret
 from aftersale.core import logs
 from aftersale.core.links import ClockSigner
 from aftersale.store import shops as shop_store
@@ -81,7 +82,6 @@ def register_woocommerce_webhooks(runtime, domain: str) -> dict:
     The webhook secret is generated once per shop and kept; registering again
     reuses it, so webhooks already active keep working.
     """
-    from aftersale.connectors.woocommerce.api import WooCommerceAPI, new_webhook_secret
 
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:

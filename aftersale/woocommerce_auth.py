@@ -13,6 +13,8 @@ from flask import Blueprint, Response, current_app, request
 from markupsafe import escape
 
 from aftersale.core import logs
+from aftersale.shops import ConnectError, accept_keys
+from aftersale.store.queues import enqueue_registration
 
 bp = Blueprint("woocommerce_auth", __name__)
 log = logs.get_logger("webhooks.woocommerce_auth")
@@ -20,8 +22,6 @@ log = logs.get_logger("webhooks.woocommerce_auth")
 
 @bp.post("/woocommerce/auth-callback")
 def auth_callback():
-    from aftersale.shops import ConnectError, accept_keys
-    from aftersale.store.queues import enqueue_registration
 
     runtime = current_app.extensions["aftersale"]
     posted = request.get_json(silent=True)

@@ -89,8 +89,8 @@ def plant_emails(runtime, n: int, due_at) -> None:
 
     from aftersale.connectors.base import DeliveryMeta, OrderState
     from aftersale.connectors.shopify import ShopifyConnector
-    from aftersale.store import actions as action_store
     from aftersale.store import events as event_store
+    from aftersale.store import planning
     from aftersale.store import shops as shop_store
     from aftersale.store import state as state_store
 
@@ -120,7 +120,7 @@ def plant_emails(runtime, n: int, due_at) -> None:
             }
             for i in range(n)
         ]
-        action_store.create(conn, rows, now)
+        planning.create(conn, rows, now)
 
 
 def bench_worker(kind: str, emails: int) -> list:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from aftersale.core.events import FIELDS
 from aftersale.rules.conditions import All, Always, Any, Check, Condition, Not
 from aftersale.rules.errors import Invalid, suggest
+from aftersale.rules.history import HasPurchased
 from aftersale.rules.operators import OPERATORS, SYNONYMS, compile_eq, compile_in
 
 COMBINATORS = ("all", "any", "not")
@@ -81,8 +82,6 @@ def _compile(spec, path: tuple, fields: dict, problems: list[Invalid]) -> Condit
 
 def _compile_path(dotted: str, value, here: tuple, fields: dict) -> list[Condition]:
     if dotted == "customer.has_purchased":
-        from aftersale.rules.history import HasPurchased
-
         try:
             return [HasPurchased(value)]
         except Invalid as exc:

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from aftersale.core.storefront import Storefront
 from aftersale.rules.conditions import Condition
+from aftersale.rules.history import uses_history
 
 ONCE_PER = ("event", "order", "fulfillment", "customer")
 CATEGORIES = ("transactional", "marketing")
@@ -116,8 +117,6 @@ class RuleSet:
         """Whether any rule asks about the customer's earlier orders (computed once)."""
         known = self.__dict__.get("_needs_history")
         if known is None:
-            from aftersale.rules.history import uses_history
-
             known = any(uses_history(rule.condition) for rule in self.rules if rule.enabled)
             object.__setattr__(self, "_needs_history", known)
         return known

@@ -20,8 +20,8 @@ from aftersale.core import logs
 from aftersale.core.events import Event
 from aftersale.rules.engine import PlannedAction, plan
 from aftersale.rules.history import customer_history, with_history
-from aftersale.store import actions as action_store
 from aftersale.store import events as event_store
+from aftersale.store import planning
 from aftersale.store import state as state_store
 from aftersale.store.fit import fit_row
 from aftersale.store.tables import actions as actions_table
@@ -98,10 +98,10 @@ def handle_event(conn, ruleset, shop, delivery_pk: int | None, event: Event, now
         log.info("event.duplicate", kind=event.kind, key=event.key)
         return Handled(event, event, None, duplicate=True)
     with logs.bound(event_id=event_id, kind=event.kind):
-        cancelled = action_store.cancel_for_event(conn, shop.id, event.order_ref, event.kind, now)
+        cancelled = planning.cancel_for_event(conn, shop.id, event.order_ref, event.kind, now)
         if cancelled:
             log.info("actions.cancelled", action_ids=cancelled, by=event.kind)
-        released = action_store.release_waiting(
+        released = planning.release_waiting(
             conn, shop.id, event.order_ref, event.kind, event.occurred_at, now
         )
         if released:
@@ -133,7 +133,7 @@ def handle_event(conn, ruleset, shop, delivery_pk: int | None, event: Event, now
             )
             for p in planned
         ]
-        created = action_store.create(conn, rows, now)
+        created = planning.create(conn, rows, now)
         for action_id, status in created:
             log.info("action.planned", action_id=action_id, status=status)
         if len(created) < len(rows):
@@ -173,14 +173,14 @@ def _acted_recently(conn, shop, event: Event, planned, now: datetime) -> bool:
         "fulfillment": event.fulfillment_ref,
     }.get(rule.once_per)
     since = now - rule.once_within if rule.once_within is not None else None
-    statuses = action_store.COUNTED if rule.mode == "single" else action_store.DONE
-    if rule.once_per != "event" and action_store.acted_within(
+    statuses = planning.COUNTED if rule.mode == "single" else planning.DONE
+    if rule.once_per != "event" and planning.acted_within(
         conn, shop.id, rule.name, rule.once_per, ref, since, statuses
     ):
         log.info("action.once_per", rule=rule.name, subject=rule.once_per, mode=rule.mode)
         return True
     if rule.mode == "restart" and planned.step.index == 0:
-        replaced = action_store.restart_pending(conn, shop.id, rule.name, rule.once_per, ref, now)
+        replaced = planning.restart_pending(conn, shop.id, rule.name, rule.once_per, ref, now)
         if replaced:
             log.info("actions.restarted", rule=rule.name, action_ids=replaced)
     return False

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
-from aftersale.store.db import normalize_url
+from aftersale.store.db import make_engine, normalize_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -29,9 +29,8 @@ def downgrade(database_url: str, revision: str) -> None:
 
 
 def current(database_url: str) -> str | None:
+    # deferred import: Alembic is needed only by the db commands
     from alembic.runtime.migration import MigrationContext
-
-    from aftersale.store.db import make_engine
 
     engine = make_engine(database_url)
     try:

@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
+from aftersale.core.crypto import decrypt_json, encrypt_json
+from aftersale.core.platform import ShopAccess
 from aftersale.store.sql import insert_ignore
 from aftersale.store.tables import shops
 
@@ -45,7 +47,6 @@ def save_credentials(
     conn: Connection, shop_id: int, secret_keys, credentials: dict, now: datetime
 ) -> None:
     """Store a shop's credentials (API tokens, webhook secrets) encrypted with SECRET_KEY."""
-    from aftersale.core.crypto import encrypt_json
 
     conn.execute(
         shops.update()
@@ -66,7 +67,6 @@ def update_credentials(
 
 def credentials_of(shop_row, secret_keys) -> dict:
     """The decrypted credentials of a shop row ({} when none are stored)."""
-    from aftersale.core.crypto import decrypt_json
 
     return decrypt_json(secret_keys, shop_row.credentials)
 
@@ -77,7 +77,6 @@ def access(shop_row, config):
     ``settings["api_url"]`` on the shop row points the platform calls somewhere
     else than the platform's own API (a proxy, or a local stand-in in tests).
     """
-    from aftersale.core.platform import ShopAccess
 
     settings = shop_row.settings or {}
     return ShopAccess(

@@ -17,6 +17,7 @@ from aftersale.connectors.base import DeliveryMeta, OrderState
 from aftersale.connectors.shopify import ShopifyConnector
 from aftersale.store import actions as action_store
 from aftersale.store import events as event_store
+from aftersale.store import planning
 from aftersale.store import shops as shop_store
 from aftersale.store import state as state_store
 from aftersale.store.queues import by_job, enqueue_actions
@@ -76,7 +77,7 @@ def plant(
         for index, (step_type, params) in enumerate(steps)
     ]
     with runtime.engine.begin() as conn:
-        return [action_id for action_id, _ in action_store.create(conn, rows, now)]
+        return [action_id for action_id, _ in planning.create(conn, rows, now)]
 
 
 def hand_off(runtime, ids: list[int]) -> dict[str, list[int]]:

@@ -80,3 +80,25 @@ def test_our_packages_are_imported_by_their_installed_names_only():
                 if module.split(".")[0] in OUR_TOP_LEVEL - {"aftersale"}:
                     bare.append(f"{path.relative_to(ROOT)}:{line}: import {module}")
     assert not bare, "\n".join(bare)
+
+
+def test_an_import_inside_a_function_says_why():
+    """Imports belong at the top; one inside a function keeps an optional dependency or
+    start-up cost out, and says so in a ``# deferred import:`` line above it."""
+    silent = []
+    for folder in FLOORS:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "migrations" in path.parts:
+                continue
+            lines = path.read_text().split("\n")
+            for function in ast.walk(ast.parse("\n".join(lines))):
+                if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                    continue
+                inner = [
+                    node.lineno
+                    for node in function.body
+                    if isinstance(node, ast.Import | ast.ImportFrom)
+                ]
+                if inner and not lines[min(inner) - 2].strip().startswith("# deferred import:"):
+                    silent.append(f"{path.relative_to(ROOT)}:{min(inner)}")
+    assert not silent, "imports inside functions without a reason:\n" + "\n".join(silent)

@@ -150,7 +150,7 @@ def test_a_worker_lost_mid_run_is_run_again_after_its_lease(
     shop_id, event_id, event = store_event(runtime)
     (action_id,) = plant(runtime, shop_id, event_id, event, [EMAIL])
     with runtime.engine.begin() as conn:  # a worker claims it, then dies before sending
-        assert action_store.start(conn, action_id, clock.now(), LEASE) is not None
+        assert action_id in action_store.start_many(conn, [action_id], clock.now(), LEASE)
 
     clock.advance(LEASE - timedelta(seconds=1))
     assert scheduler.tick(clock.now()).released == 0
@@ -173,7 +173,7 @@ def test_a_lease_expiring_on_the_last_attempt_makes_a_dead_letter(runtime, clock
     (action_id,) = plant(runtime, shop_id, event_id, event, [EMAIL])
     with runtime.engine.begin() as conn:
         conn.execute(actions.update().values(max_attempts=1))
-        action_store.start(conn, action_id, clock.now(), LEASE)
+        action_store.start_many(conn, [action_id], clock.now(), LEASE)
     clock.advance(LEASE + timedelta(seconds=1))
     scheduler.tick(clock.now())
     (action,) = rows(runtime.engine, actions)

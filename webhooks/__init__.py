@@ -58,6 +58,7 @@ class NoSessions(SessionInterface):
 def _init_sentry(config: Config) -> None:
     if not config.sentry_dsn:
         return
+    # deferred import: Sentry is loaded only when SENTRY_DSN is set
     import sentry_sdk
 
     sentry_sdk.init(

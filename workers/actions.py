@@ -62,14 +62,6 @@ CUSTOMER_KEYS = (
 )
 
 
-def run_action(runtime, action_id: int) -> str:
-    """Run one action to a final (or retry) state; returns the status it ended in."""
-    claimed = claim(runtime, [action_id])
-    if action_id not in claimed:
-        return "not_claimed"
-    return run_claimed(runtime, claimed[action_id])
-
-
 def claim(runtime, action_ids: list[int]) -> dict:
     """Claim a job's actions in one transaction (``queued -> running`` with a lease); {id: row}.
 

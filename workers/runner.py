@@ -13,6 +13,7 @@ from rq import SimpleWorker
 
 from aftersale.core import logs
 from aftersale.core.steps import STEP_TYPES
+from aftersale.rules import RulesInvalid
 from aftersale.store.queues import ACTIONS, DELIVERIES
 from aftersale.workers.jobs import install
 
@@ -48,7 +49,6 @@ def reload_on_sighup(runtime) -> None:
     """
 
     def reload(_signum, _frame):
-        from aftersale.rules import RulesInvalid
 
         try:
             fresh = runtime.reload_rules()

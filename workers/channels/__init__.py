@@ -29,6 +29,7 @@ __all__ = [
 def mail_channel(url: str) -> Channel:
     scheme = urlsplit(url).scheme
     if scheme in ("smtp", "smtps"):
+        # deferred import: only the channel MAIL_URL/SMS_URL names is loaded
         from aftersale.workers.channels.smtp import SMTPChannel
 
         return SMTPChannel.from_url(url)
@@ -59,6 +60,7 @@ def sms_channel(url: str) -> Channel:
         )
     scheme = urlsplit(url).scheme
     if scheme in ("twilio", "twilio+http"):
+        # deferred import: only the channel MAIL_URL/SMS_URL names is loaded
         from aftersale.workers.channels.twilio_sms import TwilioChannel
 
         return TwilioChannel.from_url(url)

@@ -1,0 +1,192 @@
+"""Planning: the actions a rule asks for, created once per subject, cancelled or released
+by later events. The lifecycle that follows (claim, lease, transitions, retries) is
+``store/actions.py``; this module writes only rows that have not started.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from aftersale.core.steps import max_attempts_for
+from aftersale.store.actions import PENDING, ActionStatus
+from aftersale.store.sql import for_update, insert_ignore
+from aftersale.store.tables import actions
+
+
+def create(conn: Connection, rows: list[dict], now: datetime) -> list[tuple[int, str]]:
+    """Insert planned actions; a row whose once_key exists is skipped. Returns (id, status) of new rows.
+
+    An action already due is created ``queued`` so the caller can hand it to
+    RQ right after commit, without waiting for the scheduler's next tick.
+    """
+    created = []
+    for row in rows:
+        if row.get("wait_for"):
+            status = ActionStatus.WAITING  # due_at is the timeout
+        elif row["due_at"] <= now:
+            status = ActionStatus.QUEUED
+        else:
+            status = ActionStatus.SCHEDULED
+        values = {
+            "max_attempts": max_attempts_for(row["action_type"]),
+            **row,
+            "status": status.value,
+            "queued_at": now if status is ActionStatus.QUEUED else None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        found = conn.execute(
+            insert_ignore(conn, actions).values(**values).returning(actions.c.id)
+        ).first()
+        if found is not None:
+            created.append((found.id, status.value))
+    return created
+
+
+SUBJECT_COLUMNS = {
+    "order": "order_ref",
+    "customer": "customer_ref",
+    "fulfillment": "fulfillment_ref",
+}
+#: an action in one of these counts for ``once_per ... within``: planned or tried; a skipped
+#: one (cancelled, no consent, late, ...) never happened
+COUNTED = (
+    ActionStatus.SCHEDULED,
+    ActionStatus.WAITING,
+    ActionStatus.QUEUED,
+    ActionStatus.RUNNING,
+    ActionStatus.SENT,
+    ActionStatus.FAILED,
+    ActionStatus.DEAD,
+)
+
+
+#: what ``mode: restart|queued`` counts as done: a second trigger after these is ignored
+DONE = (ActionStatus.RUNNING, ActionStatus.SENT, ActionStatus.FAILED, ActionStatus.DEAD)
+
+
+def acted_within(
+    conn: Connection,
+    shop_id: int,
+    rule: str,
+    subject: str,
+    ref: str | None,
+    since: datetime | None,
+    statuses=COUNTED,
+) -> bool:
+    """Whether ``rule`` already acted (or will) on this order/customer/fulfillment since then."""
+    column = SUBJECT_COLUMNS.get(subject)
+    if column is None or not ref:
+        return False
+    where = [
+        actions.c.shop_id == shop_id,
+        actions.c[column] == ref,
+        actions.c.rule == rule,
+        actions.c.status.in_([s.value for s in statuses]),
+    ]
+    if since is not None:
+        where.append(actions.c.created_at >= since)
+    return conn.execute(select(actions.c.id).where(*where).limit(1)).first() is not None
+
+
+def restart_pending(
+    conn: Connection, shop_id: int, rule: str, subject: str, ref: str | None, now: datetime
+) -> list[int]:
+    """``mode: restart``: this rule's pending actions for the subject are replaced (skipped)."""
+    column = SUBJECT_COLUMNS.get(subject)
+    if column is None or not ref:
+        return []
+    return list(
+        conn.execute(
+            update(actions)
+            .where(
+                actions.c.shop_id == shop_id,
+                actions.c[column] == ref,
+                actions.c.rule == rule,
+                actions.c.status.in_([ActionStatus.SCHEDULED.value, ActionStatus.WAITING.value]),
+            )
+            .values(
+                status=ActionStatus.SKIPPED.value,
+                skip_reason="restarted",
+                last_error="replaced by a later trigger (mode: restart)",
+                finished_at=now,
+                updated_at=now,
+            )
+            .returning(actions.c.id)
+        ).scalars()
+    )
+
+
+def cancel_for_event(
+    conn: Connection, shop_id: int, order_ref: str | None, kind: str, now: datetime
+) -> list[int]:
+    """Skip pending actions of this order whose rule said ``cancel_on`` this kind of event."""
+    if order_ref is None:
+        return []
+    pending = conn.execute(
+        for_update(
+            conn,
+            select(actions.c.id, actions.c.cancel_on).where(
+                actions.c.shop_id == shop_id,
+                actions.c.order_ref == order_ref,
+                actions.c.status.in_([s.value for s in PENDING]),
+            ),
+        )
+    ).all()
+    ids = [row.id for row in pending if kind in (row.cancel_on or ())]
+    if ids:
+        conn.execute(
+            update(actions)
+            .where(actions.c.id.in_(ids), actions.c.status.in_([s.value for s in PENDING]))
+            .values(
+                status=ActionStatus.SKIPPED.value,
+                skip_reason="cancelled",
+                last_error=f"cancelled by {kind}",
+                finished_at=now,
+                updated_at=now,
+            )
+        )
+    return ids
+
+
+def release_waiting(
+    conn: Connection, shop_id: int, order_ref: str | None, kind: str, at: datetime, now: datetime
+) -> list[int]:
+    """``wait_for``: the awaited event came; waiting actions of this order are due at the
+    event's time plus their rule's wait. The ids of those due already, now ``queued`` for the
+    caller to hand to RQ after commit (the others are ``scheduled``)."""
+    if order_ref is None:
+        return []
+    waiting = conn.execute(
+        for_update(
+            conn,
+            select(actions.c.id, actions.c.wait_for).where(
+                actions.c.shop_id == shop_id,
+                actions.c.order_ref == order_ref,
+                actions.c.status == ActionStatus.WAITING.value,
+            ),
+        )
+    ).all()
+    released = []
+    for row in waiting:
+        spec = row.wait_for or {}
+        if kind not in (spec.get("events") or ()):
+            continue
+        due = at + timedelta(seconds=spec.get("wait_seconds") or 0)
+        status = ActionStatus.QUEUED if due <= now else ActionStatus.SCHEDULED
+        done = conn.execute(
+            update(actions)
+            .where(actions.c.id == row.id, actions.c.status == ActionStatus.WAITING.value)
+            .values(
+                status=status.value,
+                due_at=due,
+                queued_at=now if status is ActionStatus.QUEUED else None,
+                updated_at=now,
+            )
+        )
+        if done.rowcount and status is ActionStatus.QUEUED:
+            released.append(row.id)
+    return released
