@@ -227,9 +227,14 @@ def template_context(
     action_id: int = 0,
     rule: str = "preview",
     steps: dict | None = None,
+    timezone: str = "UTC",
 ) -> dict:
-    """What templates see, built one way for a real send, a preview and ``rules test``."""
+    """What templates see, built one way for a real send, a preview and ``rules test``.
+
+    ``timezone`` is the shop's: dates in messages are the shop's dates.
+    """
     context = event.context()
+    context["timezone"] = timezone
     context["customer"] = customer
     context["shop"] = {"domain": shop_domain, "name": shop_name or shop_domain}
     context["action"] = {"id": action_id, "rule": rule}

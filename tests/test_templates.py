@@ -314,3 +314,31 @@ def test_every_pack_is_documented():
     docs = (Path(__file__).resolve().parent.parent / "docs" / "packs.md").read_text()
     for pack in PACKS:
         assert f"## {pack}" in docs
+
+
+def test_dates_are_the_shops_dates_not_utcs():
+    """An order placed at 00:30 in Belgrade is a 21 November order there (20th in UTC)."""
+    from aftersale.workers.template_filters import date
+
+    class Ctx(dict):
+        pass
+
+    placed = "2026-11-20T23:30:00Z"
+    assert date(Ctx(locale="en", timezone="Europe/Belgrade"), placed) == "November 21, 2026"
+    assert date(Ctx(locale="en", timezone="UTC"), placed) == "November 20, 2026"
+    assert date(Ctx(locale="en"), placed) == "November 20, 2026"
+
+
+def test_a_russian_long_date_leaves_the_full_stop_to_the_sentence():
+    from aftersale.workers.template_filters import date
+
+    class Ctx(dict):
+        pass
+
+    assert date(Ctx(locale="ru"), "2026-12-07T10:00:00Z") == "7 декабря 2026"
+    for locale in LANGUAGES:
+        for template in ("returns_info", "winback"):
+            rendered = render(
+                template, locale, "marketing" if template == "winback" else "transactional"
+            )
+            assert ".." not in rendered.text.replace("...", "")

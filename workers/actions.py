@@ -338,6 +338,7 @@ def _template_context(action, event: Event, shop, settings, customer: dict, step
         action_id=action.id,
         rule=action.rule,
         steps=steps,
+        timezone=settings.timezone,
     )
 
 

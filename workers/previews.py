@@ -87,7 +87,9 @@ def events_from_file(
     )
 
 
-def template_context(event: Event, shop_name: str, rule: str = "preview") -> dict:
+def template_context(
+    event: Event, shop_name: str, rule: str = "preview", timezone: str = "UTC"
+) -> dict:
     """What a worker gives templates for this event (see workers/actions.py)."""
     return pipeline.template_context(
         event,
@@ -95,6 +97,7 @@ def template_context(event: Event, shop_name: str, rule: str = "preview") -> dic
         shop_name=shop_name,
         customer=dict(event.customer or {}),
         rule=rule,
+        timezone=timezone,
     )
 
 

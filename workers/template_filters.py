@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
@@ -84,12 +85,29 @@ def _moment(value) -> datetime | None:
     return value if isinstance(value, datetime) else parse_time(str(value))
 
 
+def _local(ctx, moment: datetime) -> datetime:
+    """The moment in the shop's time zone (``timezone`` in settings.yaml): an order placed at
+    00:30 in Belgrade is a 21 November order there, though it is still the 20th in UTC."""
+    if moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(ZoneInfo(ctx.get("timezone") or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):
+        return moment
+
+
 @pass_context
 def date(ctx, value, format: str = "long"):
     moment = _moment(value)
     if moment is None:
         return ""
-    return format_date(moment.date(), format=format, locale=babel_locale(ctx.get("locale")))
+    locale = babel_locale(ctx.get("locale"))
+    text = format_date(_local(ctx, moment).date(), format=format, locale=locale)
+    # CLDR's Russian long date ends in "г." and templates end their sentence themselves
+    # ("до 7 декабря 2026 г.."): the year needs no abbreviation there.
+    if locale.language == "ru" and text.endswith("г."):
+        text = text[:-2].rstrip(" \u00a0\u202f")
+    return text
 
 
 @pass_context
@@ -97,7 +115,9 @@ def datetime_(ctx, value, format: str = "medium"):
     moment = _moment(value)
     if moment is None:
         return ""
-    return format_datetime(moment, format=format, locale=babel_locale(ctx.get("locale")))
+    return format_datetime(
+        _local(ctx, moment), format=format, locale=babel_locale(ctx.get("locale"))
+    )
 
 
 @pass_context

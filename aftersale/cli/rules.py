@@ -204,7 +204,9 @@ def _subject_renderer(runtime, ruleset):
     settings = ruleset.settings
 
     def render(planned, event):
-        context = template_context(event, settings.shop_name or event.shop, planned.rule.name)
+        context = template_context(
+            event, settings.shop_name or event.shop, planned.rule.name, settings.timezone
+        )
         links = MessageLinks.sample(
             runtime.link_signer,
             settings.storefront,

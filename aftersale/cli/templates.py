@@ -87,7 +87,7 @@ def preview(ctx, name, event_file, locale, topic, platform, order_file, kind, ca
     except PreviewError as exc:
         raise click.ClickException(str(exc)) from exc
     event = _pick(events, kind)
-    context = template_context(event, settings.shop_name or event.shop)
+    context = template_context(event, settings.shop_name or event.shop, timezone=settings.timezone)
     locales = [locale] if locale else message_locales(context, settings.default_locale)
     links = MessageLinks.sample(
         runtime.link_signer,
