@@ -67,7 +67,9 @@ def _stored(runtime, template: str, locale: str):
     return shop_id, event_id, event
 
 
-def test_every_built_in_message_scores_zero_or_below(runtime, work, smtp_server):
+def test_every_built_in_message_scores_zero_or_below(db_backend, runtime, work, smtp_server):
+    if db_backend != "sqlite":
+        pytest.skip("the score does not depend on the database: scored once, on SQLite")
     planted = []
     for locale in LANGUAGES:
         for name in sorted(SHOPIFY_EVENTS):
