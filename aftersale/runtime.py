@@ -52,6 +52,22 @@ class Runtime:
             health_check_interval=30,
         )
 
+    def check_services(self, *, database: bool = True, redis: bool = True) -> None:
+        """At process start: the database answers and has the current schema, Redis answers.
+
+        Raises:
+            sqlalchemy.exc.OperationalError: the database cannot be reached.
+            SchemaNotCurrent: the schema is missing or old (run ``aftersale db upgrade``).
+            redis.exceptions.ConnectionError: Redis cannot be reached.
+        """
+        if database:
+            # deferred import: Alembic is needed only by the db commands and start-up checks
+            from aftersale.store.migrate import require_current
+
+            require_current(self.engine)
+        if redis:
+            self.redis.ping()
+
     def queue(self, purpose: str) -> Queue:
         """``deliveries`` or ``actions``; RQ queues on this runtime's Redis."""
         return Queue(self.config.queue_name(purpose), connection=self.redis)

@@ -11,6 +11,7 @@ from flask import Flask
 
 from aftersale.core.config import Config
 from aftersale.runtime import Runtime
+from aftersale.shopify_app import bp as shopify_app_bp
 from aftersale.webhooks import make_app
 from aftersale.woocommerce_auth import bp as woocommerce_auth_bp
 
@@ -19,4 +20,5 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     """The whole web app; ``runtime`` for tests that share one with workers."""
     app = make_app(runtime or Runtime(config or Config.from_env()))
     app.register_blueprint(woocommerce_auth_bp)
+    app.register_blueprint(shopify_app_bp)
     return app

@@ -92,7 +92,8 @@ class Normalized:
 
     ``state`` is the order's new state to store (None: leave it unchanged);
     ``outcome`` says why a delivery produced no events ("stale",
-    "unsupported_topic", "ignored_topic", "no_change", "unknown_status").
+    "unsupported_topic", "ignored_topic", "no_change", "unknown_status",
+    "rejected": the body does not have the shape of its topic).
     """
 
     events: list[Event] = field(default_factory=list)
@@ -112,8 +113,14 @@ class Connector(ABC):
     #: topics answered 200 and recorded, that produce no events on purpose
     IGNORED_TOPICS: ClassVar[frozenset[str]] = frozenset()
     #: True when a verified delivery from an unknown shop may create the shop
-    #: (the platform signs with an app-wide secret, so verification proves the shop installed us)
     creates_shops: ClassVar[bool] = False
+    #: True when only shops that installed the app (active row, credentials) may deliver:
+    #: an app-wide secret signing only the body proves nothing about the shop header
+    requires_install: ClassVar[bool] = False
+    #: answered 200 for any verified shop (mandatory privacy topics, the uninstall notice)
+    ANY_SHOP_TOPICS: ClassVar[frozenset[str]] = frozenset()
+    #: topic -> keys its bodies always have; a body without them is rejected (``misfit``)
+    REQUIRED_KEYS: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     #: what each payload key the connector reads must be (connectors/sanitize.py)
     PAYLOAD_SHAPE: ClassVar[Shape] = EMPTY_SHAPE
 
@@ -149,8 +156,28 @@ class Connector(ABC):
     def order_ref(self, topic: str, payload: dict) -> str | None:
         """The id of the order a payload is about, so its stored state can be loaded first."""
 
+    def body_key(self, meta: DeliveryMeta, body: bytes) -> str | None:
+        """A second dedupe key from the body's bytes (per shop and topic); None: none.
+        For platforms signing only the body, whose header ids a replay can change."""
+        return None
+
+    def misfit(self, meta: DeliveryMeta, payload) -> str | None:
+        """Why a payload is not shaped like its topic's bodies (None when it is). Checked
+        before cleaning: an odd value is the sanitizer's business, a missing key is not."""
+        topic = meta.topic
+        required = self.REQUIRED_KEYS.get(topic)
+        if required is None:
+            return None
+        if not isinstance(payload, dict):
+            return f"{topic}: the body is not a JSON object"
+        missing = [key for key in required if payload.get(key) in (None, "")]
+        if missing:
+            return f"{topic}: no {', '.join(missing)} (not a body of this topic)"
+        return None
+
     def normalize(self, meta: DeliveryMeta, payload: dict, state: OrderState) -> Normalized:
-        """Dispatch on topic; unknown topics are recorded as unsupported, never an error.
+        """Dispatch on topic; unknown topics are recorded as unsupported, never an error,
+        and a body that is not shaped like its topic's as rejected (``misfit``).
 
         The payload is cleaned first (control characters, values of the wrong
         type: connectors/sanitize.py), and times the payload puts in the future
@@ -162,6 +189,9 @@ class Connector(ABC):
         handler = self.TOPIC_HANDLERS.get(meta.topic)
         if handler is None:
             return Normalized(outcome="unsupported_topic", detail=meta.topic)
+        misfit = self.misfit(meta, payload)
+        if misfit is not None:
+            return Normalized(outcome="rejected", detail=misfit)
         with collecting() as warnings:
             result = handler(self, clean_payload(payload, self.PAYLOAD_SHAPE), meta, state)
             _clamp_version(result, meta)

@@ -11,11 +11,17 @@ import dataclasses
 import hmac
 import json
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+# The built-in data folders are found next to the code, in the folder above core/:
+# in a checkout (and an editable install) that is the repository root, which keeps
+# templates/, examples/ and tests/fixtures/; installed from a wheel it is the package
+# folder site-packages/aftersale/, where setup.cfg ships the same folders as package data
+# (aftersale.templates, aftersale.examples, aftersale.tests.fixtures.shopify).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_TEMPLATES_DIR = PROJECT_ROOT / "templates"
 EXAMPLES_DIR = PROJECT_ROOT / "examples"
@@ -23,10 +29,88 @@ DEFAULT_RULES_DIR = EXAMPLES_DIR / "starter"
 MIB = 1024 * 1024
 MAIL_SCHEMES = ("smtp", "smtps", "file", "memory", "postmark", "postmark+http")
 SMS_SCHEMES = ("twilio", "twilio+http", "memory")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: what a well-formed value looks like, said after every complaint about one
+URL_EXAMPLES = {
+    "DATABASE_URL": "sqlite:///path/to/aftersale.db or postgresql://user:password@host:5432/db",
+    "REDIS_URL": "redis://:password@host:6379/0",
+    "MAIL_URL": "smtp://user:password@host:587?starttls=1 (or smtps://, postmark://, file://,"
+    " memory://)",
+    "SMS_URL": "twilio://ACCOUNT_SID:AUTH_TOKEN@api.twilio.com?from=%2B15005550006",
+}
+#: schemes whose user name is itself the secret (an API token), e.g. postmark://TOKEN@host
+_TOKEN_USER_SCHEMES = ("postmark", "postmark+http")
+_SECRET_QUERY = re.compile(
+    r"([?&][^=&#]*(?:pass|secret|token|key|auth|sig)[^=&#]*=)[^&#]*", re.IGNORECASE
+)
+MASK = "***"
 
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; raised at start-up, never at run time."""
+
+
+def mask_url(url: str | None) -> str:
+    """``url`` safe to print: its password (and a token standing as user name, and
+    secret-looking query values) replaced by ``***``. Never raises, whatever the input.
+
+    >>> mask_url("smtp://bob:hunter2@mail.example.com:587")
+    'smtp://bob:***@mail.example.com:587'
+    """
+    if not url:
+        return url or ""
+    text = str(url)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return _SECRET_QUERY.sub(rf"\1{MASK}", text)
+    # the authority ends at the query or fragment; a password may hold "/" but not "?" or "#"
+    end = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, end)
+    first = rest.find("@")
+    if at < 0 and first >= 0 and "/" not in rest[:first]:
+        at = first  # a "?" or "#" inside the password
+    if at >= 0 and not rest.startswith("/"):
+        userinfo, after = rest[:at], rest[at:]
+        user, colon, _password = userinfo.partition(":")
+        if colon:
+            rest = f"{user}:{MASK}{after}"
+        elif scheme.lower() in _TOKEN_USER_SCHEMES:
+            rest = f"{MASK}{after}"
+    return _SECRET_QUERY.sub(rf"\1{MASK}", f"{scheme}://{rest}")
+
+
+def check_url(setting: str, url: str, schemes: tuple[str, ...], *, need_host=()) -> None:
+    """Raise ConfigError unless ``url`` has one of ``schemes`` (``+driver`` suffixes allowed for
+    DATABASE_URL), a numeric port when it has one, and a host for the schemes in ``need_host``.
+
+    The message names the setting, shows the value with its password masked, and says
+    what a good value looks like.
+    """
+    shown = mask_url(url)
+    example = URL_EXAMPLES.get(setting)
+    hint = f"; expected {example}" if example else ""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unbalanced "[" of an IPv6 host
+        raise ConfigError(f"{setting}={shown}: not a URL ({exc}){hint}") from None
+    scheme = parts.scheme.lower()
+    base = scheme.split("+")[0] if setting == "DATABASE_URL" else scheme
+    if base not in schemes:
+        got = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise ConfigError(f"{setting}={shown}: {got} is not supported ({', '.join(schemes)}){hint}")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        host_port = urlsplit(shown).netloc.rpartition("@")[2].rpartition("]")[2]
+        port = host_port.rpartition(":")[2] if ":" in host_port else ""
+        if port:
+            problem = f"the port {port!r} is not a number from 1 to 65535"
+        else:  # what broke the port is in the password, which is not shown
+            problem = "cannot read host and port (write '/', '?', '#' or '@' in a password as %2F, %3F, %23, %40)"
+        raise ConfigError(f"{setting}={shown}: {problem}{hint}") from None
+    if scheme in need_host and not parts.hostname:
+        raise ConfigError(f"{setting}={shown}: no host name{hint}")
 
 
 @dataclass(frozen=True)
@@ -35,13 +119,19 @@ class Config:
 
     Secrets that are not set are generated once into the instance folder
     (``dev-secrets.json``) so the embedded defaults work out of the box; a
-    production deployment sets them explicitly.
+    production deployment (``AFTERSALE_ENV=production``) must set them, and an
+    https PUBLIC_URL, or the Config does not load.
     """
 
     instance_path: Path
     database_url: str
     redis_url: str = "redis://localhost:6379/0"
     shopify_api_secrets: tuple[str, ...] = ()
+    #: the app's client id (API key), for the install link and the token exchange
+    shopify_api_key: str = ""
+    #: tests only (an override, never read from the environment): where the install's token
+    #: exchange and first Admin API calls go instead of https://{shop}
+    shopify_admin_url: str = ""
     mail_url: str = ""
     mail_from: str = "Aftersale <no-reply@localhost>"
     sms_url: str = ""
@@ -54,6 +144,9 @@ class Config:
     public_url: str = "http://127.0.0.1:8000"
     queue_prefix: str = "aftersale"
     max_body_bytes: int = MIB
+    #: raw webhook bodies and headers are emptied this many days after receipt (the
+    #: delivery row and its outcome stay): what Shopify sent holds customer data
+    delivery_body_days: int = 30
     log_level: str = "INFO"
     log_format: str = "json"
     environment: str = "development"
@@ -75,6 +168,7 @@ class Config:
             "database_url": env.get("DATABASE_URL") or f"sqlite:///{instance / 'aftersale.db'}",
             "redis_url": env.get("REDIS_URL") or cls.redis_url,
             "shopify_api_secrets": _secret_list(env, "SHOPIFY_API_SECRET"),
+            "shopify_api_key": env.get("SHOPIFY_API_KEY", ""),
             "mail_url": env.get("MAIL_URL") or f"file://{instance / 'outbox'}",
             "mail_from": env.get("MAIL_FROM") or cls.mail_from,
             "sms_url": env.get("SMS_URL", ""),
@@ -87,6 +181,7 @@ class Config:
             "public_url": (env.get("PUBLIC_URL") or cls.public_url).rstrip("/"),
             "queue_prefix": env.get("QUEUE_PREFIX") or cls.queue_prefix,
             "max_body_bytes": int(env.get("MAX_BODY_BYTES") or MIB),
+            "delivery_body_days": int(env.get("DELIVERY_BODY_DAYS") or 30),
             "log_level": (env.get("LOG_LEVEL") or "INFO").upper(),
             "log_format": env.get("LOG_FORMAT") or "json",
             "environment": env.get("AFTERSALE_ENV") or "development",
@@ -99,25 +194,31 @@ class Config:
         return dataclasses.replace(self, **changes).validated()
 
     def validated(self) -> Config:
-        """Check the values and fill unset secrets; returns the final Config."""
-        scheme = urlsplit(self.database_url).scheme.split("+")[0]
-        if scheme not in ("sqlite", "postgresql", "postgres"):
-            raise ConfigError(
-                f"DATABASE_URL: unsupported database {scheme!r} (sqlite or postgresql)"
-            )
-        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
-            raise ConfigError(f"REDIS_URL: expected redis://host:port/db, got {self.redis_url!r}")
-        if urlsplit(self.mail_url).scheme not in MAIL_SCHEMES:
-            raise ConfigError(
-                f"MAIL_URL: expected smtp://, smtps://, postmark://, file:// or memory://,"
-                f" got {self.mail_url!r}"
-            )
-        if self.sms_url and urlsplit(self.sms_url).scheme not in SMS_SCHEMES:
-            raise ConfigError("SMS_URL: expected twilio://SID:TOKEN@api.twilio.com?from=+E164")
+        """Check the values and fill unset secrets; returns the final Config.
+
+        Raises:
+            ConfigError: a value is malformed, or AFTERSALE_ENV=production lacks a secret
+                or an https PUBLIC_URL (development secrets are never generated then).
+        """
+        check_url("DATABASE_URL", self.database_url, DATABASE_SCHEMES)
+        check_url("REDIS_URL", self.redis_url, REDIS_SCHEMES)
+        check_url("MAIL_URL", self.mail_url, MAIL_SCHEMES, need_host=("smtp", "smtps"))
+        if self.sms_url:
+            check_url("SMS_URL", self.sms_url, SMS_SCHEMES, need_host=("twilio", "twilio+http"))
         if self.log_format not in ("json", "console"):
             raise ConfigError(f"LOG_FORMAT: expected json or console, got {self.log_format!r}")
         if self.max_body_bytes <= 0:
             raise ConfigError("MAX_BODY_BYTES must be positive")
+        if self.delivery_body_days <= 0:
+            raise ConfigError("DELIVERY_BODY_DAYS must be a positive number of days")
+        if self.is_production:
+            missing = self.production_problems()
+            if missing:
+                raise ConfigError(
+                    f"AFTERSALE_ENV=production refuses to start; missing: {', '.join(missing)}."
+                    ' Set them (see "Production guard" in the README).'
+                )
+            return self
         changes = {}
         if not self.shopify_api_secrets or not self.secret_key:
             dev = _dev_secrets(self.instance_path)
@@ -126,6 +227,36 @@ class Config:
             if not self.secret_key:
                 changes["secret_key"] = dev["SECRET_KEY"]
         return dataclasses.replace(self, **changes) if changes else self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment.strip().lower() == "production"
+
+    def production_problems(self) -> list[str]:
+        """What a production deployment lacks: its secrets and an https PUBLIC_URL."""
+        problems = []
+        if not self.secret_key:
+            problems.append("SECRET_KEY")
+        if not self.shopify_api_secrets:
+            problems.append("SHOPIFY_API_SECRET")
+        parts = urlsplit(self.public_url)
+        if parts.scheme != "https" or not parts.hostname:
+            problems.append(f"an https:// PUBLIC_URL (now {mask_url(self.public_url)})")
+        return problems
+
+    def __repr__(self) -> str:
+        """Secrets hidden and URLs masked, so a Config in a log or traceback gives nothing away."""
+        secret = ("shopify_api_secrets", "webhook_secret", "secret_key", "previous_secret_key")
+        secret += ("readyz_token", "sentry_dsn")
+        shown = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in secret:
+                value = MASK if value else value
+            elif f.name.endswith("_url"):
+                value = mask_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Config({', '.join(shown)})"
 
     @property
     def secret_keys(self) -> tuple[str, ...]:

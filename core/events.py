@@ -305,6 +305,9 @@ FIELDS: dict[str, dict] = {
         "purchases": dict.fromkeys(
             ("sku", "product_id", "variant_id", "product_type", "title", "at")
         ),
+        # the consent record behind accepts_* (Shopify's consent webhooks; store/state.py)
+        "email_marketing_consent": dict.fromkeys(("state", "opt_in_level", "consent_updated_at")),
+        "sms_marketing_consent": dict.fromkeys(("state", "opt_in_level", "consent_updated_at")),
     },
     "fulfillment": {
         **dict.fromkeys(

@@ -152,6 +152,7 @@ def simulate(
     render=None,
     database_url: str | None = None,
     shop: str | None = None,
+    secret_keys: tuple[str, ...] = (),
 ) -> tuple[list[Outcome], int]:
     """Run ``history`` silently, then ``files`` in order; (outcomes, history events seen).
 
@@ -160,6 +161,7 @@ def simulate(
     """
     with scratch_connection(database_url) as conn:
         run = _Run(conn, ruleset, at, platform, topic, render, shop or SIMULATED_SHOP)
+        run.secret_keys = secret_keys  # suppressions are stored hashed with them
         seen = sum(len(run.file(path, show=False).events) for path in history)
         return [run.file(path) for path in files], seen
 
@@ -194,6 +196,7 @@ class _Run:
         self.platform, self.topic, self.shop_domain = platform, topic, shop_domain
         self.shops: dict[str, object] = {}
         self.steps: dict[int, PlannedStep] = {}
+        self.secret_keys: tuple[str, ...] = ()
 
     def shop(self, platform: str):
         if platform not in self.shops:
@@ -270,7 +273,7 @@ class _Run:
             step.problem = "already planned or done for this subject (once per key); not again"
             return step
         if planned.step.type in MESSAGE_STEPS:
-            step.skip = _send_time_skip(self.conn, shop, planned, event)
+            step.skip = _send_time_skip(self.conn, shop, planned, event, self.secret_keys)
         if show and self.render is not None and planned.step.type == "email":
             try:
                 step.subject, step.recipient = self.render(planned, event)
@@ -279,7 +282,7 @@ class _Run:
         return step
 
 
-def _send_time_skip(conn, shop, planned, event: Event) -> str | None:
+def _send_time_skip(conn, shop, planned, event: Event, keys=()) -> str | None:
     """What the worker's check before sending would say today: consent, then suppression."""
     customer = event.customer or {}
     channel = planned.step.type
@@ -289,7 +292,7 @@ def _send_time_skip(conn, shop, planned, event: Event) -> str | None:
     address = address or (event.order or {}).get("email" if channel == "email" else "phone")
     if address:
         reason = message_store.suppression(
-            conn, shop.id, channel, str(address), planned.rule.category
+            conn, shop.id, channel, str(address), planned.rule.category, keys=keys
         )
         if reason:
             return f"suppressed: {channel} address suppressed ({reason})"

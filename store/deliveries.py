@@ -2,7 +2,14 @@
 
 Statuses: ``pending`` (stored, not yet handed to RQ), ``queued`` (handed
 over), then ``processed``, ``ignored`` (a topic we do not act on), ``stale``
-(older than the stored state), or ``failed`` (processing raised too often).
+(older than the stored state), ``rejected`` (a body whose shape does not fit
+its topic: recorded with a note, no events), or ``failed`` (processing raised
+too often).
+
+Two deliveries are the same when they share the connector's dedupe key, the
+platform's event id (per topic) or, where the connector gives one, the body's
+hash (per topic): Shopify signs only the body, so a captured delivery re-sent
+under a new webhook id is caught by its bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from aftersale.store.sql import CompiledInsert, for_update
 from aftersale.store.tables import deliveries
 
 UNPROCESSED = ("pending", "queued")
-FINAL = ("processed", "ignored", "stale", "failed")
+FINAL = ("processed", "ignored", "stale", "rejected", "failed")
 
 
 @dataclass
@@ -32,6 +39,8 @@ class NewDelivery:
     received_at: datetime
     headers: dict
     body: bytes
+    #: SHA-256 hex of the body when the connector dedupes on it (None: it does not)
+    body_hash: str | None = None
 
     def row(self) -> dict:
         return {
@@ -45,6 +54,7 @@ class NewDelivery:
             "received_at": self.received_at,
             "headers": self.headers,
             "body": self.body,
+            "body_hash": self.body_hash,
             "status": "pending",
             "attempts": 0,
         }
@@ -53,8 +63,8 @@ class NewDelivery:
 def insert_many(conn: Connection, batch: list[NewDelivery]) -> list[int | None]:
     """Insert a batch in the caller's transaction; the id of each new row, None for a duplicate.
 
-    A duplicate is a delivery whose key (or Shopify event id) is already
-    stored, including an earlier member of the same batch.
+    A duplicate is a delivery whose key, event id or body hash (the last two
+    per topic) is already stored, including an earlier member of the same batch.
     """
     if not batch:
         return []
@@ -77,6 +87,7 @@ NEW_DELIVERY_COLUMNS = (
     "received_at",
     "headers",
     "body",
+    "body_hash",
     "status",
     "attempts",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
@@ -61,19 +62,47 @@ def for_action(conn: Connection, action_id: int):
 BLOCKS_ALL = ("bounced", "complaint", "manual")
 
 
+#: stored suppression addresses are ``h1:<hex>``: an HMAC of the address under a key derived
+#: from SECRET_KEY, so the table keeps no readable address (rows written before hashing
+#: hold the plain address, and a customer's erasure hashes those)
+HASH_PREFIX = "h1:"
+
+
+def address_hash(key: str, address: str) -> str:
+    """The keyed hash stored for a suppressed address (lower-cased email or E.164 number).
+
+    The HMAC key is derived from ``key`` (a SECRET_KEY) for this one purpose, so the
+    hash cannot be recomputed without the secret and says nothing about links' keys.
+    """
+    derived = hmac.new(key.encode(), b"aftersale suppression addresses", "sha256").digest()
+    digest = hmac.new(derived, _normal(address).encode(), "sha256").hexdigest()
+    return HASH_PREFIX + digest
+
+
+def stored_forms(keys, address: str) -> list[str]:
+    """Every form an address may be stored in: hashed with each key (current first), and plain
+    for rows written before hashing."""
+    return [address_hash(k, address) for k in keys if k] + [_normal(address)]
+
+
 _SUPPRESSION = select(suppressions.c.reason).where(
     suppressions.c.shop_id == bindparam("shop_id"),
     suppressions.c.channel == bindparam("channel"),
-    suppressions.c.address == bindparam("address"),
+    suppressions.c.address.in_(bindparam("addresses", expanding=True)),
 )
 
 
 def suppression(
-    conn: Connection, shop_id: int, channel: str, address: str, category: str
+    conn: Connection, shop_id: int, channel: str, address: str, category: str, *, keys=()
 ) -> str | None:
-    """The reason an address must not get this category of message, or None."""
+    """The reason an address must not get this category of message, or None.
+
+    ``keys`` are the SECRET_KEYs (current, previous): the address is looked up by its
+    hash under each, and plain for rows stored before hashing.
+    """
     row = conn.execute(
-        _SUPPRESSION, {"shop_id": shop_id, "channel": channel, "address": address.strip().lower()}
+        _SUPPRESSION,
+        {"shop_id": shop_id, "channel": channel, "addresses": stored_forms(keys, address)},
     ).first()
     if row is None:
         return None
@@ -92,18 +121,24 @@ def suppress(
     reason: str,
     source: str | None,
     now: datetime,
+    *,
+    keys=(),
 ) -> bool:
     """Stop messages to an address (all marketing, or everything for bounces); True if new.
 
     An address suppressed already keeps its first reason: a complaint stays a
-    complaint when the same person also clicks unsubscribe.
+    complaint when the same person also clicks unsubscribe. With ``keys`` the
+    address is stored as its keyed hash (the first key), never in the clear.
     """
+    if suppression(conn, shop_id, channel, address, "marketing", keys=keys) is not None:
+        return False
+    stored = address_hash(keys[0], address) if keys and keys[0] else _normal(address)
     row = conn.execute(
         insert_ignore(conn, suppressions)
         .values(
             shop_id=shop_id,
             channel=channel,
-            address=address.strip().lower(),
+            address=stored,
             reason=reason,
             source=source[:64] if source else None,
             created_at=now,
@@ -111,6 +146,10 @@ def suppress(
         .returning(suppressions.c.id)
     ).first()
     return row is not None
+
+
+def _normal(address: str) -> str:
+    return address.strip().lower()
 
 
 def record_click(conn: Connection, *, shop_id: int, action_id: int | None, kind: str, now) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from aftersale.core.events import parse_time
 from aftersale.core.platform import OrderState
 from aftersale.core.steps import CONSENT_FIELDS
 from aftersale.store.fit import fit_row
 from aftersale.store.sql import for_update, insert_ignore, upsert
-from aftersale.store.tables import customers, order_states
+from aftersale.store.tables import customer_consents, customers, order_states
 
 CUSTOMER_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "tags")
 
@@ -73,7 +75,13 @@ def remember_customer(
     """Merge what an event says about a customer into the stored record; return the merged view.
 
     Consent is kept per customer because Shopify stopped sending it in order
-    payloads (API 2025-01): a later order without it must not erase it.
+    payloads (API 2025-01): a later order without it must not erase it. A
+    consent record (``email_marketing_consent`` / ``sms_marketing_consent``:
+    state, opt-in level, when it changed, from the platform's consent webhooks)
+    is applied only when it is not older than the one stored, so deliveries
+    arriving out of order cannot re-grant a withdrawn consent; once the
+    platform has reported a channel's consent that way, a bare flag (an
+    order's marketing checkbox) no longer changes it.
     """
     ref = _fit_ref(customers, "customer_ref", str(customer["id"]))
     row = conn.execute(
@@ -85,8 +93,9 @@ def remember_customer(
     values = {
         k: customer[k] for k in CUSTOMER_FIELDS + CONSENT_FIELDS if customer.get(k) is not None
     }
-    if any(k in values for k in CONSENT_FIELDS):
-        values["consent_updated_at"] = now
+    consent_at = _settle_consent(conn, shop_id, ref, customer, values, now)
+    if consent_at is not None:
+        values["consent_updated_at"] = consent_at
     if row is None:
         conn.execute(
             insert_ignore(conn, customers).values(
@@ -110,12 +119,110 @@ def remember_customer(
             .values(updated_at=now, **fit_row(customers, values, warnings))
         )
     merged = {k: known.get(k) for k in CUSTOMER_FIELDS + CONSENT_FIELDS if known.get(k) is not None}
-    merged.update(customer)
-    merged.update({k: v for k, v in values.items() if k in CONSENT_FIELDS})
+    merged.update({k: v for k, v in customer.items() if k not in CONSENT_FIELDS})
     for k in CONSENT_FIELDS:
-        if merged.get(k) is None and known.get(k) is not None:
-            merged[k] = known[k]
+        value = values.get(k, known.get(k))
+        if value is None:
+            merged.pop(k, None)
+        else:
+            merged[k] = value
     return merged
+
+
+def consent_channel(field: str) -> str:
+    """``accepts_email_marketing`` -> ``email``: the channel a consent field is about."""
+    return field.removeprefix("accepts_").removesuffix("_marketing")
+
+
+def _settle_consent(
+    conn: Connection, shop_id: int, ref: str, customer: dict, values: dict, now: datetime
+) -> datetime | None:
+    """Decide which consent flags in ``values`` stand; drop the others. When consent changed.
+
+    Each channel's record is upserted only if it is not older than the stored
+    one (a conditional upsert, so two workers cannot reorder it); a flag whose
+    record lost, or a bare flag for a channel that has a record, is dropped.
+    """
+    changed_at = None
+    stored = None
+    for field in CONSENT_FIELDS:
+        channel = consent_channel(field)
+        record = customer.get(f"{channel}_marketing_consent")
+        if isinstance(record, dict) and record.get("state"):
+            at = _record_time(record)
+            if _upsert_consent(conn, shop_id, ref, channel, record, at, now):
+                changed_at = max(filter(None, (changed_at, at or now)))
+            else:
+                values.pop(field, None)
+        elif field in values:
+            if stored is None:
+                stored = set(
+                    conn.execute(
+                        select(customer_consents.c.channel).where(
+                            customer_consents.c.shop_id == shop_id,
+                            customer_consents.c.customer_ref == ref,
+                        )
+                    ).scalars()
+                )
+            if channel in stored:
+                values.pop(field)
+            else:
+                changed_at = now
+    return changed_at
+
+
+def _record_time(record: dict) -> datetime | None:
+    value = record.get("consent_updated_at")
+    if isinstance(value, datetime):
+        return value
+    try:
+        return parse_time(value) if value else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _upsert_consent(
+    conn: Connection, shop_id: int, ref: str, channel: str, record: dict, at, now: datetime
+) -> bool:
+    """Store a channel's consent record unless a newer one is stored; True when stored."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    row = fit_row(
+        customer_consents,
+        {
+            "shop_id": shop_id,
+            "customer_ref": ref,
+            "channel": channel,
+            "state": record.get("state"),
+            "opt_in_level": record.get("opt_in_level"),
+            "consent_updated_at": at,
+            "updated_at": now,
+        },
+    )
+    stmt = dialect.insert(customer_consents).values(row)
+    stored_at = customer_consents.c.consent_updated_at
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["shop_id", "customer_ref", "channel"],
+        set_={c: stmt.excluded[c] for c in ("state", "opt_in_level", "consent_updated_at")}
+        | {"updated_at": stmt.excluded.updated_at},
+        where=(
+            (stored_at.is_(None) | (stmt.excluded.consent_updated_at >= stored_at))
+            if at is not None
+            else stored_at.is_(None)
+        ),
+    )
+    # RETURNING, not rowcount: psycopg reports no rowcount for an INSERT ... ON CONFLICT
+    return conn.execute(stmt.returning(customer_consents.c.channel)).first() is not None
+
+
+def get_consents(conn: Connection, shop_id: int, ref: str) -> dict:
+    """A customer's consent records by channel: {channel: row}."""
+    ref = _fit_ref(customers, "customer_ref", ref)
+    found = conn.execute(
+        select(customer_consents).where(
+            customer_consents.c.shop_id == shop_id, customer_consents.c.customer_ref == ref
+        )
+    ).all()
+    return {row.channel: row for row in found}
 
 
 _CUSTOMER = select(customers).where(

@@ -230,3 +230,27 @@ consumed_tokens = Table(
     Column("expires_at", UTCDateTime, nullable=False),  # the token's own end; prunable after
     Index("ix_consumed_tokens_expires_at", "expires_at"),
 )
+
+# -- 0006_body_hash: Shopify acceptance and consent --------------------------------------
+# Appended, not written into the tables above, so that this change stays one block.
+
+#: SHA-256 (hex) of a delivery's body: a second dedupe key per shop and topic. Shopify signs
+#: only the body, so a captured delivery re-sent under a new webhook id is still the same body.
+deliveries.append_column(Column("body_hash", String(64)))
+deliveries.append_constraint(
+    UniqueConstraint("shop_id", "topic", "body_hash", name="uq_deliveries_shop_topic_body_hash")
+)
+
+customer_consents = Table(
+    "customer_consents",
+    metadata,
+    # a customer's marketing consent per channel as the platform last said it (store/state.py);
+    # ``consent_updated_at`` orders updates, so an older one arriving late changes nothing
+    Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    Column("customer_ref", String(128), primary_key=True),
+    Column("channel", String(16), primary_key=True),  # email | sms
+    Column("state", String(32)),  # subscribed | not_subscribed | unsubscribed | pending | ...
+    Column("opt_in_level", String(32)),  # single_opt_in | confirmed_opt_in | unknown
+    Column("consent_updated_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

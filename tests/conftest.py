@@ -254,9 +254,11 @@ def runtime(config, clock):
 @pytest.fixture
 def app(runtime):
     from aftersale.web import create_app
+    from tests.helpers import install_shop
 
     application = create_app(runtime=runtime)
     runtime._receiver_state = application.extensions["aftersale.receiver"]
+    install_shop(runtime)  # the demo shop installed the app, as before any real webhook
     return application
 
 

@@ -10,8 +10,12 @@ import uuid
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 FIXTURES = Path(__file__).parent / "fixtures"
+DEMO_SHOP = "aftersale-demo.myshopify.com"
+#: what an installed test shop holds: not a token, so platform calls still fail "no token"
+PLACEHOLDER_CREDENTIALS = {"placeholder": "installed by the tests; no Admin API access"}
 
 
 def fixture_path(platform: str, name: str) -> Path:
@@ -35,7 +39,7 @@ def shopify_headers(
     body: bytes,
     secret: str,
     *,
-    shop="aftersale-demo.myshopify.com",
+    shop=DEMO_SHOP,
     webhook_id: str | None = None,
     event_id: str | None = None,
     **extra,
@@ -55,10 +59,42 @@ def shopify_headers(
     return headers
 
 
+def install_shop(runtime, domain: str = DEMO_SHOP) -> int | None:
+    """The shop installed the app, as Shopify's install does before any webhook: an active
+    row with (placeholder) credentials. A shop already known is left as it is (an
+    uninstalled shop stays uninstalled). None when the database is out of reach."""
+    # deferred import: helpers is imported by tests that never touch a database
+    from aftersale.store import shops as shop_store
+
+    now = runtime.clock.now()
+    try:
+        with runtime.engine.begin() as conn:
+            row = shop_store.find_shop(conn, "shopify", domain)
+            if row is not None:
+                return row.id
+            shop_id = shop_store.ensure_shop(conn, "shopify", domain, now)
+            shop_store.save_credentials(
+                conn, shop_id, runtime.config.secret_keys, PLACEHOLDER_CREDENTIALS, now
+            )
+            return shop_id
+    except SQLAlchemyError:
+        return None  # a test of the database being down: the receiver will say 503
+
+
 def post_shopify(client, topic: str, body: bytes | dict, secret: str, **kwargs):
-    """POST a signed Shopify webhook through a Flask test client (or anything with .post)."""
+    """POST a signed Shopify webhook through a Flask test client (or anything with .post).
+
+    The shop is installed first when it is new (see ``install_shop``): Shopify
+    only sends webhooks to shops that installed the app, and the receiver
+    refuses the others. To post as a shop that did not, use ``client.post``
+    with ``shopify_headers``.
+    """
     if isinstance(body, dict):
         body = json.dumps(body).encode()
+    receiver = getattr(client, "application", None)
+    state = receiver.extensions.get("aftersale.receiver") if receiver is not None else None
+    if state is not None:
+        install_shop(state.runtime, kwargs.get("shop", DEMO_SHOP))
     return client.post(
         "/webhooks/shopify", data=body, headers=shopify_headers(topic, body, secret, **kwargs)
     )

@@ -23,6 +23,7 @@ from werkzeug import Response
 
 from aftersale.core.errors import PermanentError, TransientError
 from aftersale.runtime import Runtime, install
+from aftersale.store.messages import address_hash
 from aftersale.store.tables import actions, messages, suppressions
 from aftersale.workers.channels.smtp import SMTPChannel
 from aftersale.workers.mail import OutgoingEmail
@@ -320,7 +321,7 @@ def test_twilio_refusal_is_permanent_with_its_code(http_runtime, httpserver):
     (suppressed,) = rows(rt.engine, suppressions)
     assert (suppressed.channel, suppressed.address, suppressed.reason) == (
         "sms",
-        "+381641234567",
+        address_hash(rt.config.secret_key, "+381641234567"),  # a keyed hash, not the number
         "unsubscribed",
     )
     # the next SMS to that number is not even tried

@@ -147,3 +147,26 @@ def test_worker_refuses_to_start_with_bad_rules(config, tmp_path):
     )
     assert worker.returncode != 0
     assert "'on' is required" in worker.stderr
+
+
+def test_a_follow_up_sample_is_about_the_order_sent_last(
+    cli_runner, live_server, config, runtime, work, smtp_server
+):
+    """`--topic fulfillments/create` after the order: same order number, same language."""
+    env = env_for(config)
+    for topic in ("orders/create", "fulfillments/create"):
+        result = cli_runner.invoke(
+            build(),
+            ["send-test-webhook", "--url", live_server, "--wait", "0", "--topic", topic],
+            env=env,
+        )
+        assert result.exit_code == 0, result.output
+        work()
+    assert "about order #" in result.output
+    thank_you, shipping = smtp_server.handler.messages
+    number = thank_you["Subject"].split("#")[1].split()[0]
+    assert (
+        f"#{number}" in shipping["Subject"]
+        or f"#{number}" in shipping.get_body(("plain",)).get_content()
+    )
+    assert thank_you["Content-Language"] == shipping["Content-Language"]

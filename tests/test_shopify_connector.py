@@ -96,6 +96,14 @@ EXPECTED = {
         [("customer.consent_updated", "7012345678901@2026-11-20T15:15:04Z")],
         "processed",
     ),
+    "customers_email_marketing_consent__update": (
+        [("customer.consent_updated", "7012345678901@2026-11-20T15:15:04Z")],
+        "processed",
+    ),
+    "customers_marketing_consent__update": (
+        [("customer.consent_updated", "7012345678901:sms@2026-11-20T15:15:04Z")],
+        "processed",
+    ),
     "customers__redact": ([("customer.redact", "ev-1")], "processed"),
     "customers__data_request": ([("customer.data_request", "ev-1")], "processed"),
     "shop__redact": ([("shop.redact", "ev-1")], "processed"),
@@ -237,6 +245,11 @@ def test_consent_update_carries_the_consent():
         "id": "7012345678901",
         "email": "ana.petrovic@example.com",
         "accepts_email_marketing": True,
+        "email_marketing_consent": {
+            "state": "subscribed",
+            "opt_in_level": "single_opt_in",
+            "consent_updated_at": "2026-11-20T15:15:04Z",
+        },
     }
 
 

@@ -95,6 +95,7 @@ def unsubscribe(token: str):
             reason="unsubscribed",
             source=f"link:action-{claims.action_id}",
             now=now,
+            keys=runtime.config.secret_keys,
         )
         message_store.record_click(
             conn, shop_id=shop.id, action_id=claims.action_id, kind="unsubscribe", now=now

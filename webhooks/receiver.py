@@ -1,9 +1,17 @@
 """``POST /webhooks/<platform>``: verify, store, answer. Nothing else on the request path.
 
 Order of checks: size (413), headers and signature over the raw bytes (400 /
-401, before any parsing), JSON (400), durable store (503 if the database is
-unavailable, so the platform retries). A duplicate is answered 200. No body
-is ever logged.
+401, before any parsing), JSON (400), the shop (401 unless it installed the
+app, for a platform whose signature does not prove the shop: Shopify),
+durable store (503 if the database is unavailable, so the platform retries).
+A duplicate is answered 200. No body is ever logged.
+
+A shop that uninstalled the app gets 200 and its deliveries are stored and
+recorded ``ignored`` by processing. Shopify's privacy topics and
+``app/uninstalled`` are answered 200 for any
+verified shop, since Shopify must never see them fail; they are stored only
+for a shop we know (one that uninstalled us still gets redacted), and for an
+unknown shop answered and dropped, with a log line.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from werkzeug.wsgi import get_input_stream
 from aftersale.connectors import get_connector
 from aftersale.connectors.base import DeliveryRejected, EnvironHeaders, UnknownShop, stored_headers
 from aftersale.core import logs
+from aftersale.core.crypto import CredentialsUnreadable
 from aftersale.store import shops as shop_store
 from aftersale.store.deliveries import NewDelivery
 from aftersale.store.queues import nudge_relay
@@ -59,10 +68,30 @@ class ReceiverState:
                 self._credentials[key] = found
         return found
 
-    def shop(self, platform: str, domain: str, *, create: bool):
-        """(shop id, shop row) from the cache or the database; (None, None) for an unknown shop."""
+    def forget_shops(self) -> None:
+        """Drop cached shops. An uninstall made elsewhere is otherwise seen within
+        SHOP_CACHE_SECONDS: until then the cached row still counts as installed."""
+        with self._lock:
+            self._shops.clear()
+
+    def installed(self, shop_row) -> bool:
+        """The shop installed the app: its row is active and holds credentials we can read."""
+        if shop_row is None or shop_row.status != "active":
+            return False
+        try:
+            return bool(self.credentials(shop_row))
+        except CredentialsUnreadable:
+            log.error("shop.credentials_unreadable", shop=shop_row.domain)
+            return False
+
+    def shop(self, platform: str, domain: str, *, create: bool, fresh: bool = False):
+        """(shop id, shop row) from the cache or the database; (None, None) for an unknown shop.
+
+        ``fresh`` skips the cache: a shop that installed the app a moment ago
+        must not be refused for the cache's minute.
+        """
         key = (platform, domain)
-        hit = self._shops.get(key)
+        hit = None if fresh else self._shops.get(key)
         if hit and hit[0] > time.monotonic():
             return hit[1], hit[2]
         with self.runtime.engine.begin() as conn:
@@ -129,7 +158,12 @@ def _receive(connector, platform: str, url_shop: str | None):
         )
         payload = _parse(body)
         key = connector.delivery_key(meta, payload)
-        if shop_id is None:
+        if connector.requires_install:
+            shop_id, accepted = _installed_shop(state, connector, platform, meta, shop_row)
+            if not accepted:
+                log.info("delivery.unknown_shop_dropped", status=200)
+                return _json({"status": "ignored", "reason": "shop not installed"})
+        elif shop_id is None:
             # Only a verified delivery may create a shop row (platforms signing with an app secret).
             shop_id, _ = state.shop(platform, meta.shop, create=connector.creates_shops)
         if shop_id is None:
@@ -147,6 +181,7 @@ def _receive(connector, platform: str, url_shop: str | None):
                     received_at=state.runtime.clock.now(),
                     headers=stored_headers(request.environ),
                     body=body,
+                    body_hash=connector.body_key(meta, body),
                 )
             ),
             log_fields,
@@ -160,6 +195,27 @@ def _receive(connector, platform: str, url_shop: str | None):
     if pk is None:  # the writer logged the outcome
         return _json({"status": "duplicate"})
     return _json({"status": "stored", "delivery": pk})
+
+
+def _installed_shop(state: ReceiverState, connector, platform: str, meta, shop_row):
+    """(shop id, True) for a shop that may deliver this topic; (None, False): answer and drop.
+
+    Raises UnknownShop (401) for a shop that has not installed the app. The
+    cached row is read again before refusing: the install may be newer.
+    """
+    if not state.installed(shop_row) and shop_row is not None:
+        _, shop_row = state.shop(platform, meta.shop, create=False, fresh=True)
+    if state.installed(shop_row):
+        return shop_row.id, True
+    if shop_row is not None and shop_row.status == "uninstalled":
+        # It installed us once: Shopify may still deliver for a while. Answered 200 and
+        # stored, so processing records it "ignored" (never acted on), as the uninstall says.
+        return shop_row.id, True
+    if meta.topic not in connector.ANY_SHOP_TOPICS:
+        raise UnknownShop(f"shop {meta.shop!r} has not installed the app")
+    if shop_row is None:
+        return None, False
+    return shop_row.id, True
 
 
 def _read_body(environ: dict, limit: int) -> bytes | None:

@@ -221,6 +221,7 @@ def _failed(runtime, action, prepared: Prepared | None, exc: DeliveryFailed, sta
                 exc.reason,
                 f"action {action.id}",
                 now,
+                keys=runtime.config.secret_keys,
             )
     event = (
         "action.retry_scheduled" if status is ActionStatus.SCHEDULED else f"action.{status.value}"

@@ -23,9 +23,14 @@ class Skip(Exception):
         self.detail = detail
 
 
-def check_recipient(conn, action, channel: str, address: str, customer: dict) -> None:
-    """Raise Skip when ``address`` must not get this action's message on ``channel``."""
-    reason = message_store.suppression(conn, action.shop_id, channel, address, action.category)
+def check_recipient(conn, action, channel: str, address: str, customer: dict, *, keys=()) -> None:
+    """Raise Skip when ``address`` must not get this action's message on ``channel``.
+
+    ``keys`` (the SECRET_KEYs) find suppressions stored as keyed hashes.
+    """
+    reason = message_store.suppression(
+        conn, action.shop_id, channel, address, action.category, keys=keys
+    )
     if reason:
         raise Skip("suppressed", f"{channel} address suppressed ({reason})")
     if action.category == "marketing" and not has_consent(customer, channel):

@@ -19,10 +19,16 @@ from aftersale.rules import pipeline
 from aftersale.store import deliveries as delivery_store
 from aftersale.store import shops as shop_store
 from aftersale.store.queues import hand_off_actions
+from aftersale.workers import privacy
 
 log = logs.get_logger("workers.processing")
 MAX_DELIVERY_ATTEMPTS = 5
-OUTCOME_STATUS = {"processed": "processed", "no_change": "processed", "stale": "stale"}
+OUTCOME_STATUS = {
+    "processed": "processed",
+    "no_change": "processed",
+    "stale": "stale",
+    "rejected": "rejected",  # the body is not shaped like its topic (connectors/base.py misfit)
+}
 
 
 @dataclass
@@ -64,9 +70,16 @@ def process_one(runtime, delivery_id: int) -> Processed:
 
 
 def _process(conn, runtime, ruleset, shop, row, now: datetime) -> tuple[str, list[int]]:
+    if privacy.ignored_after_uninstall(shop, row.topic) or not row.body:
+        note = "shop uninstalled" if row.body else "body removed (retention or erasure)"
+        delivery_store.finish(conn, row.id, "ignored", now, note=note)
+        log.info("delivery.processed", status="ignored", outcome=note, events=0)
+        return "ignored", []
+    payload = orjson.loads(row.body)
     result, handled = pipeline.run_delivery(
-        conn, ruleset, shop, pipeline.delivery_meta(shop, row), orjson.loads(row.body), row.id, now
+        conn, ruleset, shop, pipeline.delivery_meta(shop, row), payload, row.id, now
     )
+    privacy.apply(conn, runtime, shop, result, payload, now)
     queued = [action_id for one in handled for action_id in one.due]
     status = OUTCOME_STATUS.get(result.outcome, "ignored")
     delivery_store.finish(conn, row.id, status, now, note=_note(result))

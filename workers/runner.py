@@ -12,9 +12,12 @@ import signal
 from rq import SimpleWorker
 
 from aftersale.core import logs
+from aftersale.core.config import mask_url
+from aftersale.core.errors import DeliveryFailed
 from aftersale.core.steps import STEP_TYPES
 from aftersale.rules import RulesInvalid
 from aftersale.store.queues import ACTIONS, DELIVERIES
+from aftersale.workers.channels import ChannelUnavailable
 from aftersale.workers.jobs import install
 
 log = logs.get_logger("workers.runner")
@@ -26,18 +29,47 @@ def make_worker(runtime, *, name: str | None = None) -> SimpleWorker:
     return SimpleWorker(queues, connection=runtime.redis, name=name)
 
 
+#: runtime attribute of a channel -> the setting that configures it
+CHANNEL_SETTINGS = {"mailer": ("MAIL_URL", "mail_url"), "sms": ("SMS_URL", "sms_url")}
+
+
 def check_channels(runtime) -> None:
-    """Build the channels the loaded rules use, so a missing SMS_URL or a malformed MAIL_URL
-    stops the worker at start-up rather than failing every action later.
+    """Build the channels the loaded rules use and open each once, so a missing SMS_URL, a
+    malformed MAIL_URL or an SMTP server that does not answer stops the worker at start-up
+    rather than failing every action later.
 
     Raises:
         ChannelUnavailable: with the setting to fix.
     """
     used = {step.type for rule in runtime.rules.rules for step in rule.steps} | {"email"}
     for name in sorted(used):
-        channel = STEP_TYPES[name].channel
-        if channel:
-            getattr(runtime, channel)  # building it validates its URL setting
+        attribute = STEP_TYPES[name].channel
+        if not attribute:
+            continue
+        channel = getattr(runtime, attribute)  # building it validates its URL setting
+        try:
+            if channel.open():
+                channel.close()
+        except (DeliveryFailed, OSError) as exc:
+            setting, field = CHANNEL_SETTINGS.get(attribute, (attribute, None))
+            value = f"={mask_url(getattr(runtime.config, field))}" if field else ""
+            reason = logs.scrub((str(exc).strip().splitlines() or [type(exc).__name__])[0])
+            raise ChannelUnavailable(
+                f"{setting}{value}: cannot use it ({reason[:200]}); start the server it names,"
+                f" or fix {setting}"
+            ) from exc
+
+
+def check_start(runtime) -> None:
+    """Everything a worker needs, checked before it takes a job: the database and its schema,
+    Redis, the rules folder and the channels its rules use.
+
+    Raises:
+        RulesInvalid, ChannelUnavailable, SchemaNotCurrent, or the driver's connection error.
+    """
+    runtime.check_services()
+    runtime.load_rules_or_fail()  # a bad rules folder stops the worker here, before any job
+    check_channels(runtime)
 
 
 def reload_on_sighup(runtime) -> None:
@@ -66,11 +98,10 @@ def reload_on_sighup(runtime) -> None:
 
 def run_worker(runtime, *, burst: bool = False, name: str | None = None) -> bool:
     """Work until stopped (or, with ``burst``, until the queues are empty)."""
-    worker = make_worker(runtime, name=name)
-    runtime.load_rules_or_fail()  # a bad rules folder stops the worker here, before any job
-    check_channels(runtime)
-    reload_on_sighup(runtime)
     try:
+        check_start(runtime)
+        worker = make_worker(runtime, name=name)
+        reload_on_sighup(runtime)
         return worker.work(
             burst=burst, logging_level=runtime.config.log_level, with_scheduler=False
         )

@@ -10,7 +10,9 @@ Each tick it
 2. makes actions whose worker died (lease expired) due again,
 3. claims due actions in batches and enqueues them,
 4. re-enqueues deliveries and actions whose RQ job no longer exists
-   (Redis flushed or restarted without persistence).
+   (Redis flushed or restarted without persistence),
+5. every few minutes, empties raw webhook bodies older than DELIVERY_BODY_DAYS
+   (they hold customer data; the delivery row and its outcome stay).
 Several schedulers may run at once: every claim is a check-and-set.
 """
 
@@ -28,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from aftersale.core import logs
 from aftersale.store import actions as action_store
 from aftersale.store import deliveries as delivery_store
+from aftersale.store import privacy as privacy_store
 from aftersale.store.queues import (
     by_job,
     enqueue_actions,
@@ -37,6 +40,8 @@ from aftersale.store.queues import (
 )
 
 log = logs.get_logger("workers.scheduler")
+#: how often old delivery bodies are looked for once none are left
+RETENTION_EVERY = timedelta(minutes=10)
 
 
 @dataclass
@@ -45,6 +50,7 @@ class TickReport:
     actions_enqueued: int = 0
     deliveries_enqueued: int = 0
     lost_jobs_requeued: int = 0
+    bodies_expired: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -60,6 +66,7 @@ class Scheduler:
         self.batch = batch
         self.max_batches = max_batches
         self.lost_after = lost_after
+        self._retention_due: datetime | None = None  # the next body-retention pass
 
     def tick(self, now: datetime | None = None) -> TickReport:
         now = now or self.runtime.clock.now()
@@ -70,6 +77,7 @@ class Scheduler:
             self._time_out_waiting,
             self._dispatch_due,
             self._recover_lost,
+            self._expire_bodies,
         )
         for step in steps:
             self._guarded(step, now, report)
@@ -195,6 +203,28 @@ class Scheduler:
                 "jobs.lost_requeued", deliveries=len(lost_deliveries), actions=len(lost_actions)
             )
         report.lost_jobs_requeued += len(lost_deliveries) + len(lost_actions)
+
+    def _expire_bodies(self, now, report: TickReport) -> None:
+        """Empty old delivery bodies in bounded batches; again in a few minutes when done.
+
+        A backlog (the first run, or a lowered DELIVERY_BODY_DAYS) is worked off
+        ``max_batches`` batches a tick, in short transactions, so it never holds the
+        tick or the inbox for long.
+        """
+        if self._retention_due is not None and now < self._retention_due:
+            return
+        before = now - timedelta(days=self.runtime.config.delivery_body_days)
+        for _ in range(self.max_batches):
+            with self.runtime.engine.begin() as conn:
+                emptied = privacy_store.expire_bodies(
+                    conn, before, self.batch, delivery_store.FINAL
+                )
+            report.bodies_expired += emptied
+            if emptied < self.batch:
+                self._retention_due = now + RETENTION_EVERY
+                break
+        if report.bodies_expired:
+            log.info("deliveries.bodies_expired", count=report.bodies_expired, before=before)
 
 
 def stop_on_signals(stop: threading.Event) -> None:

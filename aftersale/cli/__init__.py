@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from aftersale.cli.errors import Group
 from aftersale.core import logs
-from aftersale.core.config import Config, ConfigError
+from aftersale.core.config import Config
 
 
 class Context:
@@ -14,14 +15,14 @@ class Context:
     def __init__(self):
         self._config = None
         self._runtime = None
+        #: ``aftersale --debug``: tracebacks with the error messages
+        self.debug = False
 
     @property
     def config(self) -> Config:
+        """The Config from the environment; a ConfigError becomes the message (cli.errors)."""
         if self._config is None:
-            try:
-                self._config = Config.from_env()
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from exc
+            self._config = Config.from_env()
         return self._config
 
     @property
@@ -39,22 +40,27 @@ class Context:
 pass_context = click.make_pass_decorator(Context, ensure=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="aftersale")
-def cli():
+@click.option(
+    "--debug", is_flag=True, help="print the full traceback of an error (or LOG_LEVEL=DEBUG)"
+)
+@click.pass_context
+def cli(click_ctx, debug):
     """Aftersale: post-purchase messages and actions for Shopify and WooCommerce stores.
 
     Configuration comes from environment variables (DATABASE_URL, REDIS_URL,
     MAIL_URL, RULES_DIR, ...); see the README.
     """
+    click_ctx.ensure_object(Context).debug = debug
 
 
 def build() -> click.Group:
     """The ``aftersale`` group with every command module registered (idempotent)."""
     # deferred import: each command loads only what it uses (all of them: 2.3 s)
-    from aftersale.cli import actions, db, links, rules, run, shops, templates, testing
+    from aftersale.cli import actions, db, links, rules, run, shopify, shops, templates, testing
 
-    for module in (run, db, rules, templates, links, testing, actions, shops):
+    for module in (run, db, rules, templates, links, testing, actions, shops, shopify):
         module.register(cli)
     return cli
 

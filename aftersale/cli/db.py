@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from aftersale.cli import pass_context
+from aftersale.core.config import mask_url
 
 
 @click.group("db")
@@ -22,20 +25,39 @@ def upgrade(ctx, revision):
 
     migrate.upgrade(ctx.config.database_url, revision)
     click.echo(
-        f"database at revision {migrate.current(ctx.config.database_url)} ({_safe(ctx.config.database_url)})"
+        f"database at revision {migrate.current(ctx.config.database_url)}"
+        f" ({mask_url(ctx.config.database_url)})"
     )
 
 
 @db.command("downgrade")
 @click.argument("revision")
+@click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation")
 @pass_context
-def downgrade(ctx, revision):
-    """Migrate the database back to REVISION ("base" removes every table)."""
+def downgrade(ctx, revision, yes):
+    """Migrate the database back to REVISION ("base" removes every table).
+
+    Asks first, on a terminal; elsewhere (a script, CI) pass --yes.
+    """
     # deferred import: each command loads only what it uses (all of them: 2.3 s)
     from aftersale.store import migrate
 
-    migrate.downgrade(ctx.config.database_url, revision)
-    click.echo(f"database at revision {migrate.current(ctx.config.database_url)}")
+    url = ctx.config.database_url
+    if not yes:
+        loses = (
+            "removes every Aftersale table and all their data"
+            if revision == "base"
+            else "may drop tables and columns, and the data in them"
+        )
+        where = f"{mask_url(url)}, now at revision {migrate.current(url) or 'none'}"
+        if not sys.stdin.isatty():
+            raise click.ClickException(
+                f"`aftersale db downgrade {revision}` {loses} ({where}).\n"
+                "  No terminal to ask on: pass --yes to go ahead."
+            )
+        click.confirm(f"Downgrade {where} to {revision}? This {loses}", abort=True)
+    migrate.downgrade(url, revision)
+    click.echo(f"database at revision {migrate.current(url) or 'none (empty)'}")
 
 
 @db.command("current")
@@ -46,14 +68,6 @@ def current(ctx):
     from aftersale.store import migrate
 
     click.echo(migrate.current(ctx.config.database_url) or "empty (run: aftersale db upgrade)")
-
-
-def _safe(url: str) -> str:
-    """The URL without its password, for printing."""
-    # deferred import: each command loads only what it uses (all of them: 2.3 s)
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def register(group: click.Group) -> None:

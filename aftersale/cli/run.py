@@ -12,6 +12,7 @@ import time
 import click
 
 from aftersale.cli import pass_context
+from aftersale.core.config import mask_url
 
 
 @click.command()
@@ -39,20 +40,19 @@ def serve(ctx, host, port, web_workers, job_workers, no_migrate):
         from aftersale.store import migrate
 
         migrate.upgrade(config.database_url)
+    _check_start(ctx)  # a setting or service the processes need is said here, once
+    aftersale = [sys.executable, "-m", "aftersale", *(["--debug"] if ctx.debug else [])]
     commands = [
         ("web", _gunicorn_command(host, port, web_workers)),
-        *[
-            (f"worker-{i + 1}", [sys.executable, "-m", "aftersale", "worker"])
-            for i in range(job_workers)
-        ],
-        ("scheduler", [sys.executable, "-m", "aftersale", "scheduler"]),
+        *[(f"worker-{i + 1}", [*aftersale, "worker"]) for i in range(job_workers)],
+        ("scheduler", [*aftersale, "scheduler"]),
     ]
     click.echo(
         f"Aftersale on http://{host}:{port}  (webhooks: POST /webhooks/shopify,"
         " /webhooks/woocommerce/<shop>)"
     )
-    click.echo(f"  database: {_safe_url(config.database_url)}")
-    click.echo(f"  mail:     {config.mail_url}")
+    click.echo(f"  database: {mask_url(config.database_url)}")
+    click.echo(f"  mail:     {mask_url(config.mail_url)}")
     click.echo(f"  rules:    {config.rules_dir}")
     click.echo("Try it: aftersale send-test-webhook   (Ctrl-C stops everything)")
     _supervise(commands)
@@ -81,14 +81,15 @@ def _gunicorn_command(host: str, port: int, workers: int) -> list[str]:
 
 def _supervise(commands: list[tuple[str, list[str]]]) -> None:
     """Start the processes; when one exits or on Ctrl-C/SIGTERM, stop them all."""
-    procs = {name: subprocess.Popen(cmd) for name, cmd in commands}
     stopping = threading.Event()
 
     def stop(_signum=None, _frame=None):
         stopping.set()
 
+    # before starting any: a signal while they start must stop them, not orphan them
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    procs = {name: subprocess.Popen(cmd) for name, cmd in commands}
     try:
         while not stopping.is_set():
             for name, proc in procs.items():
@@ -117,8 +118,16 @@ def _supervise(commands: list[tuple[str, list[str]]]) -> None:
     help="default: $PORT or 8000",
 )
 @click.option("--workers", default=2, show_default=True, type=int)
-def web(host, port, workers):
+@pass_context
+def web(ctx, host, port, workers):
     """Run only the web receiver under gunicorn."""
+    # the settings and the database, checked here so a mistake is one line, not gunicorn's
+    # traceback of every worker; Redis may be down: deliveries wait in the database for it
+    runtime = _runtime(ctx.config)
+    try:
+        runtime.check_services(redis=False)
+    finally:
+        runtime.close()
     os.execv(sys.executable, _gunicorn_command(host, port, workers))
 
 
@@ -129,18 +138,9 @@ def web(host, port, workers):
 def worker(ctx, burst, name):
     """Run one RQ worker (no fork per job) on the deliveries and actions queues."""
     # deferred import: each command loads only what it uses (all of them: 2.3 s)
-    from aftersale.rules import RulesInvalid
-    from aftersale.workers.channels import ChannelUnavailable
     from aftersale.workers.runner import run_worker
 
-    try:
-        run_worker(ctx.runtime, burst=burst, name=name)
-    except RulesInvalid as exc:
-        raise click.ClickException(
-            f"rules folder {ctx.config.rules_dir} has errors:\n{exc}"
-        ) from exc
-    except ChannelUnavailable as exc:
-        raise click.ClickException(str(exc)) from exc
+    run_worker(ctx.runtime, burst=burst, name=name)
 
 
 @click.command()
@@ -154,6 +154,7 @@ def scheduler(ctx, once, interval):
     # deferred import: each command loads only what it uses (all of them: 2.3 s)
     from aftersale.workers.scheduler import Scheduler, stop_on_signals
 
+    ctx.runtime.check_services()  # at start; later outages are ridden out tick by tick
     sched = Scheduler(ctx.runtime)
     if once:
         report = sched.tick()
@@ -169,11 +170,23 @@ def scheduler(ctx, once, interval):
     sched.run(stop, interval)
 
 
-def _safe_url(url: str) -> str:
+def _runtime(config):
     # deferred import: each command loads only what it uses (all of them: 2.3 s)
-    from sqlalchemy.engine import make_url
+    from aftersale.runtime import Runtime
 
-    return make_url(url).render_as_string(hide_password=True)
+    return Runtime(config)
+
+
+def _check_start(ctx) -> None:
+    """What the worker checks at start (database, Redis, rules, channels), before starting any."""
+    # deferred import: each command loads only what it uses (all of them: 2.3 s)
+    from aftersale.workers.runner import check_start
+
+    runtime = _runtime(ctx.config)
+    try:
+        check_start(runtime)
+    finally:
+        runtime.close()
 
 
 def register(group: click.Group) -> None:

@@ -21,6 +21,8 @@ from aftersale.core.config import PROJECT_ROOT
 from aftersale.workers.channels.outbox import FileOutbox
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
+#: what a shop installed by this command holds: it says what it is, and is no API token
+PLACEHOLDER_CREDENTIALS = {"placeholder": "installed by send-test-webhook; no Admin API access"}
 
 
 @click.command("send-test-webhook")
@@ -58,8 +60,13 @@ def send_test_webhook(ctx, topic, payload_file, url, shop, keep_ids, wait_second
         raise click.ClickException(f"no sample for {topic} at {path}; pass --file")
     payload = json.loads(path.read_text())
     if not keep_ids:
-        _fresh_ids(payload, topic)
+        story = Path(config.instance_path) / STORY_FILE
+        note = _fresh_ids(payload, topic, story)
+        if note:
+            click.echo(note)
     body = json.dumps(payload).encode()
+    if _install_demo_shop(ctx.runtime, shop):
+        click.echo(f"installed {shop} for testing (placeholder credentials, no Admin API access)")
     secret = config.shopify_api_secrets[0]
     headers = {
         "Content-Type": "application/json",
@@ -90,17 +97,66 @@ def send_test_webhook(ctx, topic, payload_file, url, shop, keep_ids, wait_second
         _follow(ctx.runtime, delivery, wait_seconds)
 
 
-def _fresh_ids(payload: dict, topic: str) -> None:
-    """A new order id and name, so rules that act once per order act again."""
-    order_id = random.randint(10**12, 10**13 - 1)
+def _install_demo_shop(runtime, shop: str) -> bool:
+    """Make ``shop`` an installed shop unless it is one; True when this did it.
+
+    The receiver accepts Shopify webhooks only from shops that installed the
+    app (an active row with credentials). A sample sent from here has no real
+    install behind it, so the shop gets placeholder credentials: enough to be
+    accepted, not a token, so actions that call Shopify's API fail plainly.
+    Real credentials already stored are never replaced.
+    """
+    # deferred import: each command loads only what it uses
+    from aftersale.store import shops as shop_store
+    from aftersale.store.tables import shops
+
+    now = runtime.clock.now()
+    keys = runtime.config.secret_keys
+    with runtime.engine.begin() as conn:
+        shop_id = shop_store.ensure_shop(conn, "shopify", shop, now)
+        row = shop_store.get_shop(conn, shop_id)
+        has_credentials = bool(row.credentials)  # not decrypted: the server's key may differ
+        if row.status == "active" and has_credentials:
+            return False
+        if not has_credentials:
+            shop_store.save_credentials(conn, shop_id, keys, PLACEHOLDER_CREDENTIALS, now)
+        conn.execute(
+            shops.update().where(shops.c.id == shop_id).values(status="active", updated_at=now)
+        )
+    return True
+
+
+#: the last sample order sent, so a follow-up topic (a fulfillment, a refund) is about it
+STORY_FILE = "send-test-webhook.json"
+
+
+def _fresh_ids(payload: dict, topic: str, story: Path) -> str | None:
+    """A new order for ``orders/*``; for a follow-up topic, the order sent last.
+
+    Rules that act once per order act again for each new order, and a
+    ``fulfillments/create`` after ``orders/create`` is about that order: same
+    customer, language and number, so the demo's second mail reads as a story.
+    Returns a line to print when a follow-up has no earlier order to refer to.
+    """
     if topic.startswith("orders/"):
+        order_id = random.randint(10**12, 10**13 - 1)
         payload["id"] = order_id
         payload["name"] = f"#{order_id % 100000}"
         payload["order_number"] = order_id % 100000
-    elif "order_id" in payload:
-        payload["order_id"] = order_id
-        if "id" in payload:
-            payload["id"] = random.randint(10**12, 10**13 - 1)
+        story.parent.mkdir(parents=True, exist_ok=True)
+        story.write_text(json.dumps({"order_id": order_id, "name": payload["name"]}))
+        return None
+    if "order_id" not in payload:
+        return None
+    if "id" in payload:
+        payload["id"] = random.randint(10**12, 10**13 - 1)
+    try:
+        last = json.loads(story.read_text())
+        payload["order_id"] = int(last["order_id"])
+        return f"about order {last['name']} (sent last with send-test-webhook)"
+    except (OSError, ValueError, KeyError, TypeError):
+        payload["order_id"] = random.randint(10**12, 10**13 - 1)
+        return "no earlier sample order: send orders/create first for a connected story"
 
 
 def _follow(runtime, delivery_id: int, wait_seconds: float) -> None:

@@ -1,4 +1,5 @@
-"""The few Shopify GraphQL Admin API calls Aftersale makes: tag, note, discount code.
+"""The few Shopify GraphQL Admin API calls Aftersale makes: tag, note, discount code, and
+the webhook subscriptions an install sets up.
 
 Shopify's GraphQL rate limit is a leaky bucket of query cost: a throttled
 request is answered 200 with ``errors[].extensions.code == "THROTTLED"`` and
@@ -22,6 +23,7 @@ process-wide state to reset between tests or to share unsafely across threads.
 from __future__ import annotations
 
 import math
+import time
 from decimal import Decimal
 
 import requests
@@ -52,6 +54,37 @@ mutation discountCodeBasicCreate($input: DiscountCodeBasicInput!) {
 }"""
 DISCOUNT_BY_CODE = """
 query discountByCode($code: String!) { codeDiscountNodeByCode(code: $code) { id } }"""
+WEBHOOKS_LIST = """
+query webhookSubscriptions($after: String) {
+  webhookSubscriptions(first: 100, after: $after) {
+    nodes { id topic uri }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+WEBHOOK_CREATE = """
+mutation webhookSubscriptionCreate(
+  $topic: WebhookSubscriptionTopic!, $webhookSubscription: WebhookSubscriptionInput!
+) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $webhookSubscription) {
+    webhookSubscription { id topic uri }
+    userErrors { field message }
+  }
+}"""
+WEBHOOK_UPDATE = """
+mutation webhookSubscriptionUpdate($id: ID!, $webhookSubscription: WebhookSubscriptionInput!) {
+  webhookSubscriptionUpdate(id: $id, webhookSubscription: $webhookSubscription) {
+    webhookSubscription { id topic uri }
+    userErrors { field message }
+  }
+}"""
+WEBHOOK_DELETE = """
+mutation webhookSubscriptionDelete($id: ID!) {
+  webhookSubscriptionDelete(id: $id) { deletedWebhookSubscriptionId userErrors { field message } }
+}"""
+#: attempts of one operation during webhook registration, which runs while a merchant
+#: waits on the install page (actions instead retry through their worker)
+PATIENT_ATTEMPTS = 4
+MAX_WAIT = 30.0
 
 
 def gid(kind: str, ref: str) -> str:
@@ -90,7 +123,7 @@ def discount_input(spec: dict) -> dict:
 class ShopifyAdminAPI:
     """The Admin API of one shop, over the caller's session (see the module docstring)."""
 
-    def __init__(self, shop: ShopAccess, session: requests.Session):
+    def __init__(self, shop: ShopAccess, session: requests.Session, *, sleep=time.sleep):
         token = shop.credentials.get("access_token")
         if not token:
             raise PermanentError(f"no Shopify access token stored for {shop.domain}")
@@ -98,6 +131,7 @@ class ShopifyAdminAPI:
         self.endpoint = f"{base}/admin/api/{API_VERSION}/graphql.json"
         self.headers = {"X-Shopify-Access-Token": token, "Accept": "application/json"}
         self.session = session
+        self.sleep = sleep
 
     # -- the calls -------------------------------------------------------------
 
@@ -132,6 +166,63 @@ class ShopifyAdminAPI:
         self._user_errors("discountCodeBasicCreate", payload)
         return {"id": payload["codeDiscountNode"]["id"], "code": discount["code"]}
 
+    # -- webhook subscriptions --------------------------------------------------------
+
+    def webhook_subscriptions(self) -> list[dict]:
+        """Every subscription this app has on the shop: [{id, topic (enum), uri}]."""
+        found, after = [], None
+        while True:
+            data = self.patient(WEBHOOKS_LIST, {"after": after})["webhookSubscriptions"]
+            found += data.get("nodes") or []
+            page = data.get("pageInfo") or {}
+            if not page.get("hasNextPage"):
+                return found
+            after = page.get("endCursor")
+
+    def register_webhooks(self, uri: str, topics: dict[str, str]) -> list[tuple[str, str, str]]:
+        """Make the subscriptions exactly ``topics`` ({topic: GraphQL enum}), all to ``uri``.
+
+        Idempotent: a subscription already right is kept; one of a needed topic pointing
+        elsewhere is moved to ``uri``; duplicates and topics no longer needed are deleted
+        (every subscription listed is this app's own). Returns [(topic, created | updated |
+        unchanged | deleted, subscription id)], a deleted one named by its enum when no
+        longer needed.
+        """
+        by_enum = {enum: topic for topic, enum in topics.items()}
+        existing: dict[str, list[dict]] = {}
+        for sub in self.webhook_subscriptions():
+            existing.setdefault(sub.get("topic"), []).append(sub)
+        done: list[tuple[str, str, str]] = []
+        for enum, subs in existing.items():
+            topic = by_enum.get(enum)
+            keep = None
+            if topic is not None:
+                keep = next((s for s in subs if s.get("uri") == uri), subs[0])
+                if keep.get("uri") == uri:
+                    done.append((topic, "unchanged", keep["id"]))
+                else:
+                    variables = {"id": keep["id"], "webhookSubscription": {"uri": uri}}
+                    data = self.patient(WEBHOOK_UPDATE, variables)
+                    self._user_errors(
+                        "webhookSubscriptionUpdate", data["webhookSubscriptionUpdate"]
+                    )
+                    done.append((topic, "updated", keep["id"]))
+            for sub in subs:
+                if sub is not keep:
+                    data = self.patient(WEBHOOK_DELETE, {"id": sub["id"]})
+                    self._user_errors(
+                        "webhookSubscriptionDelete", data["webhookSubscriptionDelete"]
+                    )
+                    done.append((topic or str(enum), "deleted", sub["id"]))
+        for topic, enum in topics.items():
+            if enum in existing:
+                continue
+            variables = {"topic": enum, "webhookSubscription": {"uri": uri, "format": "JSON"}}
+            payload = self.patient(WEBHOOK_CREATE, variables)["webhookSubscriptionCreate"]
+            self._user_errors("webhookSubscriptionCreate", payload)
+            done.append((topic, "created", payload["webhookSubscription"]["id"]))
+        return done
+
     # -- transport ---------------------------------------------------------------
 
     def execute(self, query: str, variables: dict) -> dict:
@@ -164,6 +255,19 @@ class ShopifyAdminAPI:
                 response=http.truncated(response.text),
             )
         return answer.get("data") or {}
+
+    def patient(self, query: str, variables: dict) -> dict:
+        """:meth:`execute`, waiting out throttling, 429 and 5xx a few times (the wait Shopify's
+        throttle status or Retry-After asks for, else doubling from one second)."""
+        for attempt in range(PATIENT_ATTEMPTS):
+            try:
+                return self.execute(query, variables)
+            except TransientError as exc:
+                if attempt == PATIENT_ATTEMPTS - 1:
+                    raise
+                wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
+                self.sleep(min(MAX_WAIT, max(0.0, wait)))
+        raise AssertionError("unreachable")
 
     @staticmethod
     def _user_errors(operation: str, payload: dict) -> None:

@@ -32,7 +32,7 @@ PAYLOAD_SHAPE = shape(
     "currency note message tracking_company tracking_number tracking_url order_status_url "
     "cancel_reason financial_status fulfillment_status shipment_status handle code company "
     "address1 address2 city province zip country country_code kind status state reason "
-    "return_reason return_reason_note customer_note",
+    "return_reason return_reason_note customer_note opt_in_level",
     scalars="id order_id fulfillment_id customer_id line_item_id product_id variant_id "
     "order_number number quantity orders_count buyer_accepts_marketing",
 )

@@ -9,6 +9,7 @@ them to the :class:`~aftersale.connectors.base.Connector` interface.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -40,9 +41,32 @@ REQUIRED_HEADERS = (
 )
 
 
+#: answered 200 for any verified shop: Shopify's mandatory privacy topics (shop/redact comes
+#: 48 hours after the uninstall) and the uninstall notice itself must never fail
+ANY_SHOP_TOPICS = frozenset(
+    {"customers/data_request", "customers/redact", "shop/redact", "app/uninstalled"}
+)
+#: a body that may legitimately arrive twice with the same bytes (a shop reinstalled and
+#: uninstalled again is redacted again): deduplicated on the webhook id only
+REPEATABLE_TOPICS = frozenset({"shop/redact"})
+
+
 class ShopifyConnector(Connector):
+    """Shopify's webhooks and Admin API calls.
+
+    Shopify signs only the body, with the app's one secret for every shop:
+    the signature proves Shopify sent those bytes, not which shop they are
+    about. So a delivery is accepted only for a shop that installed the app
+    (``requires_install``), a body is stored once per shop and topic whatever
+    its headers (``body_key``), and a body must have its topic's shape
+    (``topics.REQUIRED_KEYS``; the privacy topics must name the shop).
+    """
+
     name = "shopify"
-    creates_shops = True
+    creates_shops = False
+    requires_install = True
+    ANY_SHOP_TOPICS = ANY_SHOP_TOPICS
+    REQUIRED_KEYS = topics.REQUIRED_KEYS
     PAYLOAD_SHAPE = PAYLOAD_SHAPE
     TOPIC_HANDLERS = topics.TOPIC_HANDLERS
     IGNORED_TOPICS = topics.IGNORED_TOPICS
@@ -82,6 +106,24 @@ class ShopifyConnector(Connector):
 
     def delivery_key(self, meta: DeliveryMeta, payload: dict) -> str:
         return f"webhook:{meta.delivery_id}"
+
+    def body_key(self, meta: DeliveryMeta, body: bytes) -> str | None:
+        if meta.topic in REPEATABLE_TOPICS:
+            return None
+        return hashlib.sha256(body).hexdigest()
+
+    def misfit(self, meta: DeliveryMeta, payload) -> str | None:
+        problem = super().misfit(meta, payload)
+        if problem is not None:
+            return problem
+        foreign = [k for k in topics.FOREIGN_KEYS.get(meta.topic, ()) if k in payload]
+        if foreign:
+            return f"{meta.topic}: has {', '.join(foreign)} (a body of another topic)"
+        shop_key = topics.SHOP_KEYS.get(meta.topic)
+        named = payload.get(shop_key) if shop_key else None
+        if shop_key and (not isinstance(named, str) or named.strip().lower() != meta.shop):
+            return f"{meta.topic}: the body is about another shop than the headers say"
+        return None
 
     def order_ref(self, topic: str, payload: dict) -> str | None:
         if not isinstance(payload, dict):

@@ -23,12 +23,12 @@ from aftersale.connectors.base import compact as _compact
 from aftersale.connectors.base import decimal_or_zero as _decimal
 from aftersale.connectors.base import ref as _id
 from aftersale.connectors.base import time_or_none as _time
+from aftersale.connectors.shopify import consent
 from aftersale.connectors.shopify.canonical import (
     canonical_customer,
     canonical_fulfillment,
     canonical_order,
     canonical_refund,
-    consent_state,
     return_order_id,
     tag_list,
 )
@@ -218,24 +218,6 @@ def _customer_event(kind: str):
     return handler
 
 
-def _consent_updated(connector, payload, meta, state):
-    consent = payload.get("email_marketing_consent") or {}
-    customer = _compact(
-        {
-            "id": _id(payload.get("customer_id")),
-            "email": payload.get("email_address"),
-            "accepts_email_marketing": consent_state(consent),
-        }
-    )
-    occurred = _time(consent.get("consent_updated_at")) or _now(meta)
-    key = f"{customer.get('id')}@{iso(occurred)}"
-    return Normalized(
-        events=[
-            connector._event("customer.consent_updated", meta, key, occurred, customer=customer)
-        ]
-    )
-
-
 def _privacy_event(kind: str):
     def handler(connector, payload, meta, state):
         raw = payload.get("customer") or {}
@@ -297,7 +279,7 @@ TOPIC_HANDLERS = {
     "returns/close": _return_event("return.closed"),
     "customers/create": _customer_event("customer.created"),
     "customers/update": _customer_event("customer.updated"),
-    "customers/email_marketing_consent_update": _consent_updated,
+    **consent.HANDLERS,
     "customers/redact": _privacy_event("customer.redact"),
     "customers/data_request": _privacy_event("customer.data_request"),
     "shop/redact": _privacy_event("shop.redact"),
@@ -308,6 +290,47 @@ TOPIC_HANDLERS = {
 }
 #: answered 200 and recorded, deliberately without events
 IGNORED_TOPICS = frozenset({"returns/reopen", "orders/edited", "orders/delete"})
+
+_ORDER = ("id",)
+_CONSENT = ("customer_id", "email_marketing_consent")
+#: keys each topic's body always has (present, not null); a body without them was sent for
+#: another topic (an order re-sent as orders/cancelled, a refund without its order) and is
+#: recorded as rejected. The privacy topics must name the shop they are about.
+REQUIRED_KEYS = {
+    "orders/create": _ORDER,
+    "orders/paid": _ORDER,
+    "orders/updated": _ORDER,
+    "orders/cancelled": (*_ORDER, "cancelled_at"),
+    "orders/fulfilled": (*_ORDER, "fulfillment_status"),
+    "orders/partially_fulfilled": (*_ORDER, "fulfillment_status"),
+    "fulfillments/create": ("id", "order_id"),
+    "fulfillments/update": ("id", "order_id"),
+    "fulfillment_events/create": ("id", "fulfillment_id", "order_id", "status"),
+    "refunds/create": ("id", "order_id"),
+    **dict.fromkeys(
+        ("returns/request", "returns/approve", "returns/decline", "returns/cancel"), ("id",)
+    ),
+    "returns/close": ("id",),
+    "customers/create": ("id",),
+    "customers/update": ("id",),
+    "customers_email_marketing_consent/update": _CONSENT,
+    "customers/email_marketing_consent_update": _CONSENT,
+    "customers_marketing_consent/update": ("sms_marketing_consent",),
+    "customers/redact": ("shop_id", "shop_domain", "customer"),
+    "customers/data_request": ("shop_id", "shop_domain", "customer", "data_request"),
+    "shop/redact": ("shop_id", "shop_domain"),
+    "app/uninstalled": ("id", "myshopify_domain"),
+    **dict.fromkeys(("products/create", "products/update", "products/delete"), ("id",)),
+}
+#: where a topic's body names its own shop; it must be the shop the headers say
+SHOP_KEYS = {
+    "customers/redact": "shop_domain",
+    "customers/data_request": "shop_domain",
+    "shop/redact": "shop_domain",
+    "app/uninstalled": "myshopify_domain",
+}
+#: keys that make a body another topic's (a customers/redact body re-sent as shop/redact)
+FOREIGN_KEYS = {"shop/redact": ("customer", "orders_to_redact", "orders_requested")}
 
 
 # -- the order's bookkeeping ---------------------------------------------------

@@ -24,7 +24,7 @@ from aftersale.runtime import Runtime, install
 from aftersale.store import migrate
 from aftersale.store.tables import deliveries
 from tests.conftest import SHOPIFY_SECRET, free_port
-from tests.helpers import count, load_fixture, shopify_headers
+from tests.helpers import count, install_shop, load_fixture, shopify_headers
 
 pytestmark = pytest.mark.fault
 
@@ -118,6 +118,7 @@ def test_postgres_down_gives_503_and_nothing_answered_200_is_lost(
         body = json.dumps(order).encode()
         # a known (cached) shop exercises the writer's failure path, a new one the shop lookup's
         shop = "aftersale-demo.myshopify.com" if i % 2 else f"shop-{i}.myshopify.com"
+        install_shop(runtime, shop)  # only installed shops may deliver (none while it is down)
         headers = shopify_headers(
             "orders/create", body, SHOPIFY_SECRET, webhook_id=f"pg-{i}", shop=shop
         )

@@ -15,6 +15,7 @@ Without the proxy the same load starves gunicorn (not asserted; run
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -207,8 +208,15 @@ def nginx(upstream_port: int, folder: Path):
 # -- clients ----------------------------------------------------------------------------
 
 
-def order_body() -> bytes:
-    return (ROOT / "tests" / "fixtures" / "shopify" / "orders__create.json").read_bytes()
+def order_body(n: int = 0) -> bytes:
+    """The sample order as order ``n``: every honest order is a distinct delivery (the
+    receiver also deduplicates on the body's hash)."""
+    order = json.loads(
+        (ROOT / "tests" / "fixtures" / "shopify" / "orders__create.json").read_text()
+    )
+    order["id"] = 7_000_000 + n
+    order["name"] = f"#S{n}"
+    return json.dumps(order).encode()
 
 
 def post_order(port: int, body: bytes, timeout: float) -> tuple[int | None, float]:
@@ -231,11 +239,13 @@ def post_order(port: int, body: bytes, timeout: float) -> tuple[int | None, floa
 
 
 def honest_orders(port: int, count: int, threads: int, timeout: float) -> list[tuple]:
-    body = order_body()
     results, lock = [], threading.Lock()
+    numbers = iter(range(count))
 
     def run(n: int) -> None:
         for _ in range(n):
+            with lock:
+                body = order_body(next(numbers))
             outcome = post_order(port, body, timeout)
             with lock:
                 results.append(outcome)
@@ -352,6 +362,26 @@ def count_deliveries(database_url: str) -> int:
         engine.dispose()
 
 
+def _install_demo_shop(database_url: str) -> None:
+    """The shop installed the app, as Shopify's install would: the receiver refuses others."""
+    from datetime import UTC, datetime
+
+    from aftersale.store import shops as shop_store
+    from aftersale.store.db import make_engine
+    from tests.helpers import DEMO_SHOP, PLACEHOLDER_CREDENTIALS
+
+    engine = make_engine(database_url)
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as conn:
+            shop_id = shop_store.ensure_shop(conn, "shopify", DEMO_SHOP, now)
+            shop_store.save_credentials(
+                conn, shop_id, ("slow-clients-secret-key",), PLACEHOLDER_CREDENTIALS, now
+            )
+    finally:
+        engine.dispose()
+
+
 # -- the test ---------------------------------------------------------------------------
 
 
@@ -359,6 +389,7 @@ def test_slow_and_idle_clients_do_not_starve_honest_webhooks(tmp_path, sqlite_te
     db = tmp_path / "aftersale.db"
     shutil.copy(sqlite_template, db)
     database_url = f"sqlite:///{db}"
+    _install_demo_shop(database_url)
     header_timeout = shipped_timeout("client_header_timeout")
     body_timeout = shipped_timeout("client_body_timeout")
     hold_limit = max(header_timeout, body_timeout) + CLOSE_SLACK_S

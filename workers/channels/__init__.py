@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from aftersale.core.config import MAIL_SCHEMES
+from aftersale.core.config import MAIL_SCHEMES, mask_url
 from aftersale.workers.channels.base import (
     Channel,
     ChannelUnavailable,
@@ -26,7 +26,19 @@ __all__ = [
 ]
 
 
+def _malformed(setting: str, url: str, exc: ValueError) -> ChannelUnavailable:
+    """A URL a channel cannot read, said without its password (Config checks most shapes first)."""
+    return ChannelUnavailable(f"{setting}={mask_url(url)}: {exc}")
+
+
 def mail_channel(url: str) -> Channel:
+    try:
+        return _mail_channel(url)
+    except ValueError as exc:
+        raise _malformed("MAIL_URL", url, exc) from None
+
+
+def _mail_channel(url: str) -> Channel:
     scheme = urlsplit(url).scheme
     if scheme in ("smtp", "smtps"):
         # deferred import: only the channel MAIL_URL/SMS_URL names is loaded
@@ -46,7 +58,7 @@ def mail_channel(url: str) -> Channel:
 
         return MemoryChannel()
     raise ChannelUnavailable(
-        f"MAIL_URL: no email channel for {scheme!r} ({', '.join(MAIL_SCHEMES)})"
+        f"MAIL_URL={mask_url(url)}: no email channel for {scheme!r} ({', '.join(MAIL_SCHEMES)})"
     )
 
 
@@ -63,11 +75,15 @@ def sms_channel(url: str) -> Channel:
         # deferred import: only the channel MAIL_URL/SMS_URL names is loaded
         from aftersale.workers.channels.twilio_sms import TwilioChannel
 
-        return TwilioChannel.from_url(url)
+        try:
+            return TwilioChannel.from_url(url)
+        except ValueError as exc:
+            raise _malformed("SMS_URL", url, exc) from None
     if scheme == "memory":
         from aftersale.workers.channels.memory import MemoryChannel
 
         return MemoryChannel()
     raise ChannelUnavailable(
-        f"SMS_URL: no SMS channel for {url!r} (twilio://SID:TOKEN@api.twilio.com?from=+E164)"
+        f"SMS_URL={mask_url(url)}: no SMS channel for {scheme!r}"
+        " (twilio://SID:TOKEN@api.twilio.com?from=+E164)"
     )

@@ -16,7 +16,9 @@ class EmailExecutor(Executor):
 
     def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
         recipient = _recipient(ctx)
-        check_recipient(conn, ctx.action, "email", recipient, ctx.customer)
+        check_recipient(
+            conn, ctx.action, "email", recipient, ctx.customer, keys=runtime.config.secret_keys
+        )
         tc = ctx.template_context
         locales = message_locales(tc, ctx.settings.default_locale)
         links = MessageLinks.for_action(

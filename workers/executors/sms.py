@@ -27,7 +27,9 @@ class SMSExecutor(Executor):
 
     def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
         number = recipient_number(ctx)
-        check_recipient(conn, ctx.action, "sms", number, ctx.customer)
+        check_recipient(
+            conn, ctx.action, "sms", number, ctx.customer, keys=runtime.config.secret_keys
+        )
         if ctx.customer.get("accepts_sms_marketing") is not True:
             raise Skip("no_consent", "SMS needs the customer's SMS consent")
         text = render_inline(runtime, ctx.action.params["text"], ctx.template_context, "sms text")
