@@ -59,22 +59,18 @@ def serve(ctx, host, port, web_workers, job_workers, no_migrate):
 
 
 def _gunicorn_command(host: str, port: int, workers: int) -> list[str]:
+    """gunicorn with the settings the Procfile and the image use (aftersale/gunicorn_conf.py);
+    only the address and the number of workers come from the command line."""
     return [
         sys.executable,
         "-m",
         "gunicorn",
+        "-c",
+        "python:aftersale.gunicorn_conf",
         "--bind",
         f"{host}:{port}",
         "--workers",
         str(workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        "16",  # requests wait together on one group commit; see docs/performance.md
-        "--graceful-timeout",
-        "20",
-        "--log-level",
-        "warning",
         "aftersale.web:create_app()",
     ]
 

@@ -1,6 +1,6 @@
 """Slow and idle clients cannot starve the receiver when it runs behind the shipped proxy.
 
-gunicorn (deploy/gunicorn.conf.py, as the Procfile runs it) serves the real
+gunicorn (aftersale/gunicorn_conf.py, as the Procfile runs it) serves the real
 receiver; nginx runs deploy/nginx.conf itself, with only its listen port,
 upstream address and file paths replaced (pid, logs and temp files under
 tmp_path). Against nginx: 300 TCP connections that send nothing, and a few
@@ -36,7 +36,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
-GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
+GUNICORN_CONF = ROOT / "aftersale" / "gunicorn_conf.py"
 NGINX = shutil.which("nginx") or next(
     (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
 )
@@ -118,7 +118,7 @@ def app_env(database_url: str, redis_url: str, instance: Path) -> dict:
 
 @contextmanager
 def gunicorn(env: dict, folder: Path):
-    """gunicorn with the shipped settings (deploy/gunicorn.conf.py), bound to loopback."""
+    """gunicorn with the shipped settings (aftersale/gunicorn_conf.py), bound to loopback."""
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "gunicorn.log", "ab") as log:

@@ -1,6 +1,6 @@
 """gunicorn settings for the web process (Procfile ``web:``, deploy/compose.yaml).
 
-    gunicorn -c deploy/gunicorn.conf.py 'aftersale.web:create_app()'
+    gunicorn -c python:aftersale.gunicorn_conf 'aftersale.web:create_app()'
 
 These bound what gunicorn can bound. What it cannot: on the gthread worker a
 connection gets a thread once its first byte arrives (a silent new connection
