@@ -82,6 +82,7 @@ def database(kind: str):
         folder = Path(tempfile.mkdtemp(prefix="bench-db-"))
         url = f"sqlite:///{folder / 'aftersale.db'}"
         migrate.upgrade(url)
+        install_demo_shop(url)
         try:
             yield url
         finally:
@@ -93,12 +94,37 @@ def database(kind: str):
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     migrate.upgrade(url)
+    install_demo_shop(url)
     try:
         yield url
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+BENCH_SHOP = "aftersale-demo.myshopify.com"
+BENCH_SECRET_KEY = "bench-secret-key"
+
+
+def install_demo_shop(database_url: str) -> None:
+    """The shop the benches post for, installed as Shopify's install would leave it: the
+    receiver accepts Shopify webhooks only from shops that installed the app."""
+    from datetime import UTC, datetime
+
+    from aftersale.store import shops as shop_store
+    from aftersale.store.db import make_engine
+
+    engine = make_engine(database_url)
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as conn:
+            shop_id = shop_store.ensure_shop(conn, "shopify", BENCH_SHOP, now)
+            shop_store.save_credentials(
+                conn, shop_id, (BENCH_SECRET_KEY,), {"placeholder": "bench"}, now
+            )
+    finally:
+        engine.dispose()
 
 
 def aftersale_env(database_url: str, redis_url: str, instance: Path, **extra) -> dict:
@@ -108,7 +134,7 @@ def aftersale_env(database_url: str, redis_url: str, instance: Path, **extra) ->
         DATABASE_URL=database_url,
         REDIS_URL=redis_url,
         SHOPIFY_API_SECRET=SECRET,
-        SECRET_KEY="bench-secret-key",
+        SECRET_KEY=BENCH_SECRET_KEY,
         LOG_LEVEL="INFO",
     )
     env.update({k: str(v) for k, v in extra.items()})
