@@ -175,6 +175,17 @@ class Connector(ABC):
             return f"{topic}: no {', '.join(missing)} (not a body of this topic)"
         return None
 
+    def _event(self, kind, meta: DeliveryMeta, key, occurred, **subjects) -> Event:
+        """An event of this platform's delivery; a subject given as None is absent."""
+        return Event(
+            kind=kind,
+            shop=meta.shop,
+            key=str(key),
+            occurred_at=occurred,
+            source={"platform": self.name, "topic": meta.topic, "delivery_id": meta.delivery_id},
+            **{k: v for k, v in subjects.items() if v is not None},
+        )
+
     def normalize(self, meta: DeliveryMeta, payload: dict, state: OrderState) -> Normalized:
         """Dispatch on topic; unknown topics are recorded as unsupported, never an error,
         and a body that is not shaped like its topic's as rejected (``misfit``).

@@ -10,37 +10,17 @@ the next marketing send follows what is stored.
 from __future__ import annotations
 
 import copy
-import shutil
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from aftersale.store.tables import actions, customer_consents, customers
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import load_fixture, post_shopify, rows
+from tests.test_pipeline_parity import rules_dir  # noqa: F401  (fixture: starter + a marketing mail)
 
 START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 CUSTOMER = 7012345678901
 EMAIL_TOPIC = "customers_email_marketing_consent/update"
 SMS_TOPIC = "customers_marketing_consent/update"
-MARKETING_RULE = """
-- name: welcome-offer
-  on: order.created
-  wait: 1d
-  once_per: order
-  category: marketing
-  do:
-    - email: {template: cross_sell}
-"""
-
-
-@pytest.fixture
-def rules_dir(tmp_path):
-    folder = tmp_path / "rules"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "starter", folder)
-    (folder / "marketing.yaml").write_text(MARKETING_RULE)
-    return folder
 
 
 def at(minutes: int) -> str:

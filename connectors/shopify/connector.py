@@ -152,14 +152,7 @@ class ShopifyConnector(Connector):
                 email = (subjects.get("fulfillment") or {}).get("email")
                 if email and "customer" not in subjects:
                     subjects["customer"] = {"id": f"guest:{email.lower()}", "email": email}
-        return Event(
-            kind=kind,
-            shop=meta.shop,
-            key=str(key),
-            occurred_at=occurred,
-            source={"platform": self.name, "topic": meta.topic, "delivery_id": meta.delivery_id},
-            **subjects,
-        )
+        return super()._event(kind, meta, key, occurred, **subjects)
 
     # -- platform calls (GraphQL Admin API, api.py) ---------------------------------
     # ``session`` is the caller's pooled HTTP session: the connector keeps none.

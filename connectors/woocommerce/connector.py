@@ -33,7 +33,6 @@ from aftersale.connectors.base import ref as _id
 from aftersale.connectors.woocommerce import topics
 from aftersale.connectors.woocommerce.api import WooCommerceAPI
 from aftersale.connectors.woocommerce.canonical import PAYLOAD_SHAPE
-from aftersale.core.events import Event
 
 if TYPE_CHECKING:
     import requests
@@ -124,16 +123,6 @@ class WooCommerceConnector(Connector):
         if meta.topic.startswith(("coupon.", "action.")):
             return Normalized(outcome="ignored_topic")
         return super().normalize(meta, payload, state)
-
-    def _event(self, kind, meta, key, occurred, **subjects) -> Event:
-        return Event(
-            kind=kind,
-            shop=meta.shop,
-            key=str(key),
-            occurred_at=occurred,
-            source={"platform": self.name, "topic": meta.topic, "delivery_id": meta.delivery_id},
-            **{k: v for k, v in subjects.items() if v is not None},
-        )
 
     # -- platform calls (REST API, api.py) ------------------------------------------
     # ``session`` is the caller's pooled HTTP session: the connector keeps none.
