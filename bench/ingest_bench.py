@@ -4,8 +4,9 @@
 
 For each target, gunicorn (2 workers, gthread, 16 threads, as `aftersale web`
 runs it) serves the app, and wrk posts signed Shopify `orders/create`
-webhooks (the fixture body, ~9 KB: more than the 6 KB asked for) with a unique X-Shopify-Webhook-Id per
-request, as fast as it can. Then a fixed load of --rate requests/s measures
+webhooks (the fixture body, ~9 KB: more than the 6 KB asked for), each a distinct
+order (its own id, body hash and HMAC) with a unique X-Shopify-Webhook-Id per request,
+as fast as it can. Then a fixed load of --rate requests/s measures
 latency. After each real run the stored deliveries are counted against the
 answered requests: every 200 must be a row. Prints one table; the ratio
 column is real throughput over the empty endpoint's.
@@ -46,9 +47,23 @@ from bench.common import (
 BODY_FIXTURE = ROOT / "tests" / "fixtures" / "shopify" / "orders__create.json"
 
 LUA = """
-local body_file = io.open("%(body_path)s", "rb")
-local body = body_file:read("*a")
-body_file:close()
+-- Every request is a distinct delivery: the order id differs, so the body (and its
+-- hash, which the receiver dedupes on) differs, and each body has its own HMAC,
+-- computed in Python beforehand (wrk's Lua has no SHA-256).
+local function slurp(path)
+  local f = io.open(path, "rb")
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+local prefix = slurp("%(prefix_path)s")
+local suffix = slurp("%(suffix_path)s")
+local per_thread = %(per_thread)d
+local first_id = %(first_id)d
+local signatures = {}
+for line in io.lines("%(signatures_path)s") do
+  signatures[#signatures + 1] = line
+end
 local counter = 0
 local next_id = 0
 -- thread_id is set per thread by setup() as a global of that thread's Lua state
@@ -57,44 +72,91 @@ function setup(thread)
   next_id = next_id + 1
 end
 function request()
+  -- past the pool, ids repeat: the receiver answers those as duplicates (counted in the table)
+  local index = thread_id * per_thread + (counter %% per_thread)
   counter = counter + 1
   local headers = {}
   headers["Content-Type"] = "application/json"
   headers["X-Shopify-Topic"] = "orders/create"
-  headers["X-Shopify-Hmac-Sha256"] = "%(signature)s"
+  headers["X-Shopify-Hmac-Sha256"] = signatures[index + 1]
   headers["X-Shopify-Shop-Domain"] = "aftersale-demo.myshopify.com"
   headers["X-Shopify-API-Version"] = "2025-10"
   headers["X-Shopify-Webhook-Id"] = string.format("%(run)s-%%d-%%d", thread_id, counter)
-  return wrk.format("POST", "/webhooks/shopify", headers, body)
+  return wrk.format("POST", "/webhooks/shopify", headers, prefix .. (first_id + index) .. suffix)
 end
 """
 
-
-def body_bytes() -> bytes:
-    payload = json.loads(BODY_FIXTURE.read_text())
-    return json.dumps(
-        payload, separators=(",", ":"), ensure_ascii=False
-    ).encode()  # compact, as Shopify sends
+#: the most requests/s one wrk thread is expected to send; sizes the pool of distinct bodies
+POOL_RATE_PER_THREAD = 6000
+ID_MARK = "__ORDER_ID__"
 
 
-def write_script(folder: Path, body: bytes, run: str) -> Path:
-    body_path = folder / "body.json"
-    body_path.write_bytes(body)
-    signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+class OrderBodies:
+    """Distinct compact ``orders/create`` bodies: the fixture with its order id replaced.
+
+    Shopify sends each order once; a bench that posts one body again and again
+    measures the duplicate path (the receiver dedupes on the body hash), not ingest.
+    """
+
+    def __init__(self):
+        payload = json.loads(BODY_FIXTURE.read_text())
+        payload["id"] = ID_MARK
+        text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        before, after = text.split(json.dumps(ID_MARK), 1)
+        self.prefix, self.suffix = before.encode(), after.encode()
+        self._next_id = 7_000_000_000_000
+
+    def body(self, order_id: int) -> bytes:
+        return self.prefix + str(order_id).encode() + self.suffix
+
+    def take_ids(self, count: int) -> int:
+        """Reserve ``count`` order ids never used before in this process; the first one."""
+        first = self._next_id
+        self._next_id += count
+        return first
+
+
+def sign(body: bytes) -> str:
+    return base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def write_script(folder: Path, bodies: OrderBodies, run: str, duration: int, threads: int = 2):
+    """A wrk script posting ``threads`` x pool distinct signed bodies."""
+    per_thread = POOL_RATE_PER_THREAD * duration
+    first_id = bodies.take_ids(per_thread * threads)
+    (folder / "prefix.json").write_bytes(bodies.prefix)
+    (folder / "suffix.json").write_bytes(bodies.suffix)
+    signatures_path = folder / f"signatures-{run}.txt"
+    with signatures_path.open("w") as out:
+        for index in range(per_thread * threads):
+            out.write(sign(bodies.body(first_id + index)) + "\n")
     script = folder / f"post-{run}.lua"
-    script.write_text(LUA % {"body_path": body_path, "signature": signature, "run": run})
+    script.write_text(
+        LUA
+        % {
+            "prefix_path": folder / "prefix.json",
+            "suffix_path": folder / "suffix.json",
+            "signatures_path": signatures_path,
+            "per_thread": per_thread,
+            "first_id": first_id,
+            "run": run,
+        }
+    )
     return script
 
 
-def fixed_rate(url: str, body: bytes, rate: float, seconds: float) -> dict:
-    """Open-loop load at ``rate`` requests/s; latency of each request, in ms."""
-    signature = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+def fixed_rate(url: str, bodies: OrderBodies, rate: float, seconds: float) -> dict:
+    """Open-loop load at ``rate`` requests/s of distinct orders; latency of each, in ms."""
     latencies, statuses, lock = [], [], threading.Lock()
     session_local = threading.local()
+    total = int(rate * seconds)
+    first_id = bodies.take_ids(total)
+    signed = [(b, sign(b)) for b in (bodies.body(first_id + i) for i in range(total))]
 
     def one(index: int) -> None:
         session = getattr(session_local, "s", None) or requests.Session()
         session_local.s = session
+        body, signature = signed[index]
         headers = {
             "Content-Type": "application/json",
             "X-Shopify-Topic": "orders/create",
@@ -112,7 +174,6 @@ def fixed_rate(url: str, body: bytes, rate: float, seconds: float) -> dict:
 
     from concurrent.futures import ThreadPoolExecutor
 
-    total = int(rate * seconds)
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=32) as pool:
         for i in range(total):
@@ -155,7 +216,8 @@ def main() -> None:
     parser.add_argument("--rate-seconds", type=float, default=10.0)
     args = parser.parse_args()
 
-    body = body_bytes()
+    bodies = OrderBodies()
+    body = bodies.body(0)
     backends = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     rows = []
     folder = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -176,19 +238,19 @@ def main() -> None:
         ):
             run_wrk(
                 base + "/webhooks/shopify",
-                write_script(folder, body, "warm"),
+                write_script(folder, bodies, "warm", 2),
                 duration=2,
                 connections=args.connections,
             )
             cpu_before = tree_cpu_seconds(server.pid)
             empty = run_wrk(
                 base + "/webhooks/shopify",
-                write_script(folder, body, "empty"),
+                write_script(folder, bodies, "empty", args.duration),
                 duration=args.duration,
                 connections=args.connections,
             )
             empty["cpu_ms"] = (tree_cpu_seconds(server.pid) - cpu_before) * 1000 / empty["requests"]
-            rate = fixed_rate(base, body, args.rate, args.rate_seconds)
+            rate = fixed_rate(base, bodies, args.rate, args.rate_seconds)
         rows.append(
             [
                 "empty Flask endpoint",
@@ -215,7 +277,7 @@ def main() -> None:
                 wait_ready(base)
                 run_wrk(
                     base + "/webhooks/shopify",
-                    write_script(folder, body, f"warm-{backend}"),
+                    write_script(folder, bodies, f"warm-{backend}", 2),
                     duration=2,
                     connections=args.connections,
                 )
@@ -224,7 +286,7 @@ def main() -> None:
                 cpu_before = tree_cpu_seconds(server.pid)
                 real = run_wrk(
                     base + "/webhooks/shopify",
-                    write_script(folder, body, backend),
+                    write_script(folder, bodies, backend, args.duration),
                     duration=args.duration,
                     connections=args.connections,
                 )
@@ -233,7 +295,7 @@ def main() -> None:
                 )
                 time.sleep(1)
                 stored = count_deliveries(url) - before
-                rate = fixed_rate(base, body, args.rate, args.rate_seconds)
+                rate = fixed_rate(base, bodies, args.rate, args.rate_seconds)
             answered = real["requests"] - real["non_2xx"]
             # wrk stops counting with requests still in flight: those are stored but not counted
             in_flight = args.connections
