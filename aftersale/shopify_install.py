@@ -11,7 +11,13 @@ replayed one never reaches Shopify with our client secret.
 
 The token (expiring, with its refresh token) is stored encrypted with the
 shop, and the webhooks the rules need are created through GraphQL; the same
-:func:`register_shopify_webhooks` serves ``aftersale shopify register-webhooks``.
+:func:`register_shopify_webhooks` serves ``aftersale webhooks register``, and
+:func:`list_shopify_webhooks` ``webhooks list``. Every Admin API call goes
+through ``workers.shop_access``, which renews an expiring token first.
+
+:func:`add_shopify` is the other way in, for a merchant's own store: the
+client credentials grant with their own app's client id and secret (stored
+encrypted, to ask for the next token when this one runs out).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from aftersale.rules.scopes import shopify_needs
 from aftersale.store import shops as shop_store
 from aftersale.store import tokens as token_store
 from aftersale.store.tables import shops
+from aftersale.workers import shop_access
 
 log = logs.get_logger("aftersale.shopify_install")
 #: the consumed_tokens purpose of the install's state nonce
@@ -40,15 +47,26 @@ INSTALL_PURPOSE = "shopify-install"
 #: the merchant approves within minutes; a state older than this is refused
 STATE_MAX_AGE = 900
 #: what a new install's token replaces in the stored credentials (stale ones go)
-TOKEN_KEYS = ("access_token", "scope", "refresh_token", "expires_at", "refresh_token_expires_at")
+TOKEN_KEYS = (
+    "access_token",
+    "scope",
+    "refresh_token",
+    "expires_at",
+    "refresh_token_expires_at",
+    "grant",
+    "client_id",
+    "client_secret",
+)
 
 __all__ = [
     "InstallFailed",
     "InstallRefused",
     "InstallResult",
+    "add_shopify",
     "app_config_toml",
     "begin_install",
     "complete_install",
+    "list_shopify_webhooks",
     "register_shopify_webhooks",
 ]
 
@@ -176,7 +194,7 @@ def _store_token(runtime, shop: str, token: dict) -> int:
             k: v for k, v in shop_store.credentials_of(row, keys).items() if k not in TOKEN_KEYS
         }
         shop_store.save_credentials(conn, shop_id, keys, {**kept, **token}, now)
-        values = {"status": "active", "updated_at": now}
+        values = {"status": "active", "updated_at": now, "installed_at": now, "access_error": None}
         admin_url = runtime.config.shopify_admin_url
         if admin_url:
             values["settings"] = {**(row.settings or {}), "api_url": admin_url}
@@ -185,23 +203,43 @@ def _store_token(runtime, shop: str, token: dict) -> int:
     return shop_id
 
 
-def register_shopify_webhooks(runtime, shop: str) -> list[tuple[str, str, str]]:
-    """Create, repair or remove the shop's subscriptions to match the rules; what was done.
-
-    Raises InstallRefused when the shop has no stored token, DeliveryFailed when
-    Shopify refused or stayed unavailable.
-    """
+def _installed_row(runtime, shop: str):
+    """The shop's row when it holds a token; InstallRefused otherwise."""
     with runtime.engine.connect() as conn:
         row = shop_store.find_shop(conn, "shopify", shop)
     if row is None or not shop_store.credentials_of(row, runtime.config.secret_keys).get(
         "access_token"
     ):
         raise InstallRefused(f"no Shopify token stored for {shop}; install the app first")
-    api = ShopifyAdminAPI(shop_store.access(row, runtime.config), runtime.platform_session())
+    return row
+
+
+def _admin_call(runtime, row, method: str, *args):
+    """``ShopifyAdminAPI.<method>(*args)`` with a token that works (``workers.shop_access``);
+    the outcome is recorded as the shop's webhook health."""
+
+    def run(access):
+        return getattr(ShopifyAdminAPI(access, runtime.platform_session()), method)(*args)
+
+    try:
+        done = shop_access.call(runtime, row, run)
+    except DeliveryFailed as exc:
+        shop_store.record_webhooks(runtime.engine, row.id, runtime.clock.now(), str(exc))
+        raise
+    return done
+
+
+def register_shopify_webhooks(runtime, shop: str) -> list[tuple[str, str, str]]:
+    """Create, repair or remove the shop's subscriptions to match the rules; what was done.
+
+    Raises InstallRefused when the shop has no stored token, DeliveryFailed when
+    Shopify refused or stayed unavailable.
+    """
+    row = _installed_row(runtime, shop)
     needs = shopify_needs(runtime.rules, shop)
-    done = api.register_webhooks(
-        delivery_url(runtime), {topic: graphql_topic(topic) for topic in needs.topics}
-    )
+    topics = {topic: graphql_topic(topic) for topic in needs.topics}
+    done = _admin_call(runtime, row, "register_webhooks", delivery_url(runtime), topics)
+    shop_store.record_webhooks(runtime.engine, row.id, runtime.clock.now(), None)
     log.info(
         "shopify.webhooks_registered",
         shop=shop,
@@ -210,6 +248,65 @@ def register_shopify_webhooks(runtime, shop: str) -> list[tuple[str, str, str]]:
         },
     )
     return done
+
+
+def list_shopify_webhooks(runtime, shop: str) -> tuple[list[dict], list[str]]:
+    """The shop's subscriptions as Shopify lists them, and what is wrong with them compared
+    with what the rules need (a topic missing, or posting elsewhere); recorded as the shop's
+    webhook health."""
+    row = _installed_row(runtime, shop)
+    subscriptions = _admin_call(runtime, row, "webhook_subscriptions")
+    uri = delivery_url(runtime)
+    problems = []
+    for topic in shopify_needs(runtime.rules, shop).topics:
+        enum = graphql_topic(topic)
+        uris = [s.get("uri") for s in subscriptions if s.get("topic") == enum]
+        if not uris:
+            problems.append(f"{topic}: no subscription")
+        elif uri not in uris:
+            problems.append(f"{topic}: posts to {uris[0]}")
+    error = "; ".join(problems)[:500] or None
+    shop_store.record_webhooks(runtime.engine, row.id, runtime.clock.now(), error)
+    return subscriptions, problems
+
+
+def add_shopify(runtime, shop_param, client_id: str, client_secret: str) -> int:
+    """Connect the store of the app's own organization with the client credentials grant;
+    the shop id. The client id and secret are stored (encrypted) with the token: the token
+    lasts about a day and ``workers.shop_access`` asks for a new one with them.
+
+    Raises InstallRefused for a name that is not a shop, InstallFailed when Shopify
+    refused the credentials.
+    """
+    shop = oauth.shop_domain(shop_param)
+    if shop is None:
+        raise InstallRefused("shop must be a NAME.myshopify.com store")
+    if not client_id or not client_secret:
+        raise InstallRefused("the app's client id and client secret are both needed")
+    now = runtime.clock.now()
+    try:
+        answer = oauth.client_credentials(
+            runtime.platform_session(),
+            shop,
+            client_id,
+            client_secret,
+            admin_url=runtime.config.shopify_admin_url or None,
+        )
+    except DeliveryFailed as exc:
+        log.warning("shopify.client_credentials_refused", shop=shop, error=str(exc))
+        raise InstallFailed(
+            f"Shopify did not give a token for {shop}: {exc}. The app must belong to the "
+            "store's own organization and be installed on the store (Dev Dashboard)."
+        ) from exc
+    token = {
+        **oauth.credentials_from(answer, now),
+        "grant": "client_credentials",
+        "client_id": client_id,
+        "client_secret": client_secret,
+    }
+    shop_id = _store_token(runtime, shop, token)
+    log.info("shopify.connected", shop=shop, grant="client_credentials", scopes=answer.get("scope"))
+    return shop_id
 
 
 #: Shopify's mandatory compliance topics: declared in the app configuration, never

@@ -7,23 +7,39 @@ verified. Two ways in: ``aftersale shops add-woocommerce`` with a key made in
 WooCommerce > Settings > Advanced > REST API, or WooCommerce's own key
 exchange (``/wc-auth/v1/authorize``), where the store owner clicks "Approve"
 and the store posts a fresh key to ``/woocommerce/auth-callback``.
+
+What ``aftersale shops list|show|remove`` and ``webhooks list`` show of shops
+on both platforms is here too (:func:`overview`, :func:`remove_shop`,
+:func:`list_woocommerce_webhooks`); the Shopify side of installing and
+subscribing is ``aftersale.shopify_install``.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
 from aftersale.connectors.woocommerce import shop_domain
-from aftersale.connectors.woocommerce.api import WooCommerceAPI, new_webhook_secret
+from aftersale.connectors.woocommerce.api import (
+    CATALOG_TOPICS,
+    WEBHOOK_TOPICS,
+    WooCommerceAPI,
+    new_webhook_secret,
+)
 from aftersale.core import logs
+from aftersale.core.crypto import CredentialsUnreadable
+from aftersale.core.errors import DeliveryFailed
 from aftersale.core.links import ClockSigner
+from aftersale.rules.catalog_facts import uses_catalog
+from aftersale.store import privacy as privacy_store
 from aftersale.store import shops as shop_store
 from aftersale.store import tokens as token_store
-from aftersale.workers import jobs
+from aftersale.store.tables import shops
+from aftersale.workers import jobs, shop_access
 
 log = logs.get_logger("aftersale.shops")
 #: how long an authorize link is good for: the owner approves within minutes
@@ -68,6 +84,11 @@ def _save_key(runtime, conn, domain: str, base: str, key: str, secret: str) -> i
         {"url": base, "consumer_key": key, "consumer_secret": secret},
         now,
     )
+    conn.execute(
+        shops.update()
+        .where(shops.c.id == shop_id)
+        .values(status="active", installed_at=now, access_error=None)
+    )
     return shop_id
 
 
@@ -99,7 +120,12 @@ def register_woocommerce_webhooks(runtime, domain: str) -> dict:
             )
             shop = shop_store.find_shop(conn, "woocommerce", domain)
     api = WooCommerceAPI(shop_store.access(shop, runtime.config), runtime.platform_session())
-    done = api.register_webhooks(delivery_url(runtime, domain), secret)
+    try:
+        done = api.register_webhooks(delivery_url(runtime, domain), secret, woo_topics(runtime))
+    except DeliveryFailed as exc:
+        shop_store.record_webhooks(runtime.engine, shop.id, runtime.clock.now(), str(exc))
+        raise
+    shop_store.record_webhooks(runtime.engine, shop.id, runtime.clock.now(), None)
     log.info(
         "shop.webhooks_registered",
         shop=domain,
@@ -109,6 +135,118 @@ def register_woocommerce_webhooks(runtime, domain: str) -> dict:
         },
     )
     return done
+
+
+def list_woocommerce_webhooks(runtime, domain: str) -> tuple[list[dict], list[str]]:
+    """The store's webhooks as WooCommerce lists them, and what is wrong with Aftersale's
+    (a topic missing, or not active: WooCommerce disables one after 5 failures in a row);
+    recorded as the shop's webhook health."""
+    with runtime.engine.connect() as conn:
+        shop = shop_store.find_shop(conn, "woocommerce", domain)
+    if shop is None:
+        raise ConnectError(f"no WooCommerce shop {domain!r}")
+    api = WooCommerceAPI(shop_store.access(shop, runtime.config), runtime.platform_session())
+    try:
+        hooks = api.webhooks()
+    except DeliveryFailed as exc:
+        shop_store.record_webhooks(runtime.engine, shop.id, runtime.clock.now(), str(exc))
+        raise
+    url = delivery_url(runtime, domain)
+    ours = [h for h in hooks if h.get("delivery_url") == url]
+    problems = []
+    for topic in woo_topics(runtime):
+        statuses = [h.get("status") for h in ours if h.get("topic") == topic]
+        if not statuses:
+            problems.append(f"{topic}: no webhook")
+        elif "active" not in statuses:
+            problems.append(f"{topic}: {statuses[0]}")
+    error = "; ".join(problems)[:500] or None
+    shop_store.record_webhooks(runtime.engine, shop.id, runtime.clock.now(), error)
+    return hooks, problems
+
+
+def woo_topics(runtime) -> tuple[str, ...]:
+    """The WooCommerce topics a shop needs: orders and customers, and products when the
+    loaded rules use the product catalog (issue 25)."""
+    if uses_catalog(runtime.rules):
+        return WEBHOOK_TOPICS + CATALOG_TOPICS
+    return WEBHOOK_TOPICS
+
+
+# -- every platform: list, show, remove ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShopView:
+    """One shop as ``aftersale shops list|show`` shows it (no secrets)."""
+
+    id: int
+    platform: str
+    domain: str
+    status: str  # active, uninstalled, or needs reinstall
+    installed_at: datetime | None
+    webhooks: str  # healthy, unchecked, or what was wrong at the last check
+    webhooks_checked_at: datetime | None
+    last_delivery_at: datetime | None
+    created_at: datetime
+    reinstall: str | None  # why the shop must install again
+    hint: str | None  # what does it
+
+
+def overview(runtime, domain: str | None = None) -> list[ShopView]:
+    """Every shop, or the one(s) named ``domain`` (an address or a bare host)."""
+    wanted = None if domain is None else _host(domain)
+    with runtime.engine.connect() as conn:
+        rows = shop_store.overview(conn, wanted)
+    return [_view(runtime, row) for row in rows]
+
+
+def _host(domain: str) -> str:
+    """``https://Shop.Example.com/`` -> ``shop.example.com``; a bare name is lower-cased."""
+    return shop_domain(domain) or domain.strip().lower()
+
+
+def _view(runtime, row) -> ShopView:
+    try:
+        credentials = shop_store.credentials_of(row, runtime.config.secret_keys)
+    except CredentialsUnreadable:
+        credentials = {}
+        reason = "stored credentials cannot be decrypted with SECRET_KEY"
+    else:
+        reason = shop_access.reinstall_reason(runtime, row, credentials)
+    if row.webhooks_checked_at is None:
+        webhooks = "unchecked"
+    else:
+        webhooks = f"no: {row.webhooks_error}" if row.webhooks_error else "healthy"
+    hint = shop_access.install_hint(runtime, row.domain, credentials) if reason else None
+    if reason and row.platform == "woocommerce":
+        hint = f"connect it again: aftersale shops connect-woocommerce --url {row.domain}"
+    return ShopView(
+        id=row.id,
+        platform=row.platform,
+        domain=row.domain,
+        status="needs reinstall" if reason else row.status,
+        installed_at=row.installed_at,
+        webhooks=webhooks,
+        webhooks_checked_at=row.webhooks_checked_at,
+        last_delivery_at=row.last_delivery_at,
+        created_at=row.created_at,
+        reinstall=reason,
+        hint=hint,
+    )
+
+
+def remove_shop(runtime, shop_id: int) -> dict:
+    """Delete every row of the shop, as Shopify's ``shop/redact`` does; counts by table.
+
+    Nothing is asked of the platform: uninstall the app (Shopify) or delete the
+    webhooks (WooCommerce) there, or its deliveries are refused from now on.
+    """
+    with runtime.engine.begin() as conn:
+        counts = privacy_store.delete_shop(conn, shop_id)
+    runtime.forget_shops()
+    log.warning("shop.removed", shop_id=shop_id, rows=counts)
+    return counts
 
 
 # -- the key exchange -------------------------------------------------------------

@@ -66,15 +66,16 @@ def install_shop(runtime, domain: str = DEMO_SHOP) -> int | None:
     # deferred import: helpers is imported by tests that never touch a database
     from aftersale.store import shops as shop_store
 
-    now = runtime.clock.now()
     try:
         with runtime.engine.begin() as conn:
-            row = shop_store.find_shop(conn, "shopify", domain)
-            if row is not None:
-                return row.id
-            shop_id = shop_store.ensure_shop(conn, "shopify", domain, now)
-            shop_store.save_credentials(
-                conn, shop_id, runtime.config.secret_keys, PLACEHOLDER_CREDENTIALS, now
+            shop_id, _ = shop_store.install_placeholder(
+                conn,
+                "shopify",
+                domain,
+                runtime.config.secret_keys,
+                PLACEHOLDER_CREDENTIALS,
+                runtime.clock.now(),
+                reactivate=False,
             )
             return shop_id
     except SQLAlchemyError:

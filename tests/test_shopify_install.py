@@ -197,6 +197,20 @@ def test_reinstall_refreshes_the_token_and_creates_nothing_new(runtime, client, 
     assert count(runtime.engine, shops, shops.c.domain == SHOP) == 1
 
 
+def test_a_reinstall_clears_a_refused_token_and_records_the_install(
+    runtime, client, clock, shopify
+):
+    install(client, clock)
+    with runtime.engine.begin() as conn:
+        conn.execute(shops.update().where(shops.c.domain == SHOP).values(access_error="refused"))
+    clock.advance(timedelta(days=2))
+    install(client, clock, code="code-2")
+    row = stored(runtime)["row"]
+    assert row.access_error is None
+    assert row.installed_at == clock.now()
+    assert row.webhooks_checked_at == clock.now() and row.webhooks_error is None
+
+
 def test_registration_repairs_a_wrong_address_and_drops_what_no_rule_needs(
     runtime, client, clock, shopify
 ):

@@ -38,27 +38,17 @@ def app_config(ctx):
 def register_webhooks(ctx, domain):
     """Create, repair or remove the shop's webhook subscriptions to match the rules.
 
-    Safe to repeat; run it after changing which events the rules use.
+    Safe to repeat; run it after changing which events the rules use. The same as
+    ``aftersale webhooks register --shop``, which serves WooCommerce stores too.
     """
     # deferred import: each command loads only what it uses (all of them: 2.3 s)
+    from aftersale.cli.shops import _register_shopify
     from aftersale.connectors.shopify.oauth import shop_domain
-    from aftersale.core.errors import DeliveryFailed
-    from aftersale.shopify_install import (
-        InstallRefused,
-        delivery_url,
-        register_shopify_webhooks,
-    )
 
     shop = shop_domain(domain)
     if shop is None:
         raise click.ClickException(f"{domain!r} is not a NAME.myshopify.com shop")
-    try:
-        done = register_shopify_webhooks(ctx.runtime, shop)
-    except (InstallRefused, DeliveryFailed) as exc:
-        raise click.ClickException(f"cannot register webhooks for {shop}: {exc}") from exc
-    click.echo(f"webhooks of {shop} -> {delivery_url(ctx.runtime)}")
-    for topic, what, sub_id in done:
-        click.echo(f"  {topic:<42} {what:<10} ({sub_id})")
+    _register_shopify(ctx.runtime, shop)
 
 
 def register(group: click.Group) -> None:

@@ -108,22 +108,17 @@ def _install_demo_shop(runtime, shop: str) -> bool:
     """
     # deferred import: each command loads only what it uses
     from aftersale.store import shops as shop_store
-    from aftersale.store.tables import shops
 
-    now = runtime.clock.now()
-    keys = runtime.config.secret_keys
     with runtime.engine.begin() as conn:
-        shop_id = shop_store.ensure_shop(conn, "shopify", shop, now)
-        row = shop_store.get_shop(conn, shop_id)
-        has_credentials = bool(row.credentials)  # not decrypted: the server's key may differ
-        if row.status == "active" and has_credentials:
-            return False
-        if not has_credentials:
-            shop_store.save_credentials(conn, shop_id, keys, PLACEHOLDER_CREDENTIALS, now)
-        conn.execute(
-            shops.update().where(shops.c.id == shop_id).values(status="active", updated_at=now)
+        _, changed = shop_store.install_placeholder(
+            conn,
+            "shopify",
+            shop,
+            runtime.config.secret_keys,
+            PLACEHOLDER_CREDENTIALS,
+            runtime.clock.now(),
         )
-    return True
+    return changed
 
 
 #: the last sample order sent, so a follow-up topic (a fulfillment, a refund) is about it

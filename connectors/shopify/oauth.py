@@ -11,6 +11,10 @@ constant time; ``timestamp`` is at most about 90 s off.
 The exchange asks for an *expiring* offline token (``expiring=1``, as
 Shopify's own libraries send it): public apps must use them from 2027, and
 they come with a refresh token that Shopify rotates on every use.
+:func:`refresh_access` swaps it (``grant_type=refresh_token``) and
+:func:`client_credentials` serves a merchant's own store (``grant_type=
+client_credentials``), both at the same endpoint, as Shopify's own
+``shopify-api`` library sends them (tests/fixtures/shopify/SOURCES.md).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from aftersale.core.errors import TransientError
 SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
 #: how far the callback's ``timestamp`` may be from our clock
 MAX_CLOCK_SKEW = timedelta(seconds=90)
+#: an expiring token is renewed this long before it expires (it lasts an hour)
+REFRESH_MARGIN = timedelta(minutes=5)
 TIMEOUT = 15.0
 
 
@@ -100,34 +106,80 @@ def exchange_code(
 
     ``admin_url`` replaces ``https://{shop}`` (a local stand-in in tests).
     """
+    form = {"client_id": client_id, "client_secret": client_secret, "code": code, "expiring": "1"}
+    return _token_request(session, shop, admin_url, "Shopify token exchange", form)
+
+
+def refresh_access(
+    session: requests.Session,
+    shop: str,
+    client_id: str,
+    client_secret: str,
+    refresh_token: str,
+    *,
+    admin_url: str | None = None,
+) -> dict:
+    """Swap a refresh token for a new access token and a new refresh token (Shopify rotates it
+    on every use, so the answer's one must replace the stored one).
+
+    A refused refresh token (revoked, expired after 90 days unused, the app uninstalled) is
+    a PermanentError: only a new install gives a new one.
+    """
+    form = {
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "grant_type": "refresh_token",
+        "refresh_token": refresh_token,
+    }
+    return _token_request(session, shop, admin_url, "Shopify token refresh", form)
+
+
+def client_credentials(
+    session: requests.Session,
+    shop: str,
+    client_id: str,
+    client_secret: str,
+    *,
+    admin_url: str | None = None,
+) -> dict:
+    """A token for the store of the app's own organization (the client credentials grant):
+    no merchant interaction and no refresh token; it lasts about 24 hours and is simply
+    requested again."""
+    form = {
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "grant_type": "client_credentials",
+    }
+    return _token_request(session, shop, admin_url, "Shopify client credentials grant", form)
+
+
+def _token_request(session, shop: str, admin_url: str | None, what: str, form: dict) -> dict:
+    """POST ``form`` to the shop's ``/admin/oauth/access_token``; the answer with a token."""
     base = (admin_url or f"https://{shop}").rstrip("/")
     response = http.request(
         session,
         "POST",
         f"{base}/admin/oauth/access_token",
-        "Shopify token exchange",
+        what,
         timeout=TIMEOUT,
-        data={
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "code": code,
-            "expiring": "1",
-        },
+        data=form,
         headers={"Accept": "application/json"},
     )
     answer = http.json_or_none(response)
     detail = None
     if isinstance(answer, dict):
         detail = str(answer.get("error_description") or answer.get("error") or "")[:300] or None
-    http.check(response, "Shopify token exchange", detail)
+    http.check(response, what, detail)
     if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
-        raise TransientError("Shopify token exchange: no access_token in the answer")
+        raise TransientError(f"{what}: no access_token in the answer")
     return answer
 
 
 def credentials_from(answer: dict, now: datetime) -> dict:
     """What is stored (encrypted) from the exchange's answer; expiry as ISO 8601 UTC."""
-    stored = {"access_token": answer["access_token"], "scope": answer.get("scope", "")}
+    stored = {"access_token": answer["access_token"]}
+    if answer.get("scope"):  # a refresh may leave it out: the grant is unchanged then
+        stored["scope"] = answer["scope"]
     if answer.get("refresh_token"):
         stored["refresh_token"] = answer["refresh_token"]
     for key, target in (
@@ -138,3 +190,22 @@ def credentials_from(answer: dict, now: datetime) -> dict:
         if isinstance(seconds, int | float) and seconds > 0:
             stored[target] = (now + timedelta(seconds=seconds)).isoformat()
     return stored
+
+
+def expires_soon(credentials: dict, now: datetime, margin: timedelta = REFRESH_MARGIN) -> bool:
+    """Whether the stored access token expires within ``margin`` (a token without an expiry,
+    or with one we cannot read, is used as it is: a 401 still renews it)."""
+    stamp = credentials.get("expires_at")
+    if not isinstance(stamp, str):
+        return False
+    try:
+        expires_at = datetime.fromisoformat(stamp)
+    except ValueError:
+        return False
+    return expires_at - margin <= now
+
+
+def renewable(credentials: dict) -> bool:
+    """Whether a new access token can be had without the merchant: a refresh token, or the
+    client id and secret of a client-credentials app."""
+    return bool(credentials.get("refresh_token") or credentials.get("client_secret"))

@@ -371,12 +371,15 @@ def _install_demo_shop(database_url: str) -> None:
     from tests.helpers import DEMO_SHOP, PLACEHOLDER_CREDENTIALS
 
     engine = make_engine(database_url)
-    now = datetime.now(UTC)
     try:
         with engine.begin() as conn:
-            shop_id = shop_store.ensure_shop(conn, "shopify", DEMO_SHOP, now)
-            shop_store.save_credentials(
-                conn, shop_id, ("slow-clients-secret-key",), PLACEHOLDER_CREDENTIALS, now
+            shop_store.install_placeholder(
+                conn,
+                "shopify",
+                DEMO_SHOP,
+                ("slow-clients-secret-key",),
+                PLACEHOLDER_CREDENTIALS,
+                datetime.now(UTC),
             )
     finally:
         engine.dispose()

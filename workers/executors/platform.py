@@ -7,6 +7,11 @@ cannot (WooCommerce has no customer tags) fails the action with that reason.
 A discount code is derived from the action id with SECRET_KEY, so a retry
 after a crash asks for the same code and the platform call stays idempotent;
 the code is kept on the action and later steps of the rule use it.
+
+The shop's credentials are read when the call is made, in ``send``, not in
+``prepare``: ``workers.shop_access`` may have to renew an expiring Shopify
+token first, which writes to the database, and ``prepare`` runs inside a read
+connection that on SQLite already holds the single-writer lock.
 """
 
 from __future__ import annotations
@@ -14,53 +19,71 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from dataclasses import dataclass
 from functools import partial
 
 from aftersale.connectors import get_connector
 from aftersale.core.events import iso
 from aftersale.rules.durations import parse_duration
-from aftersale.store import shops as shop_store
+from aftersale.workers import shop_access
 from aftersale.workers.channels.base import SendResult
 from aftersale.workers.executors.base import ActionContext, Executor, Prepared, render_inline
 from aftersale.workers.policy import Skip
 
 
+@dataclass(frozen=True)
+class PlatformCall:
+    """A prepared platform call: the shop row, and ``run(access, session=...)``."""
+
+    shop: object
+    run: object
+
+
 class PlatformExecutor(Executor):
-    """Prepare builds the call (checked, credentials decrypted); send makes it."""
+    """Prepare builds the call (checked); send gets the shop's access and makes it."""
 
     def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
         connector = get_connector(ctx.shop.platform)
         if connector is None:
             raise Skip("unsupported", f"no connector for platform {ctx.shop.platform!r}")
-        access = shop_store.access(ctx.shop, runtime.config)
-        return self.call(runtime, ctx, connector, access)
+        prepared = self.call(runtime, ctx, connector)
+        prepared.payload = PlatformCall(ctx.shop, prepared.payload)
+        return prepared
 
-    def call(self, runtime, ctx: ActionContext, connector, access) -> Prepared:
+    def call(self, runtime, ctx: ActionContext, connector) -> Prepared:
+        """The Prepared whose payload is ``run(access, session=...)``."""
         raise NotImplementedError
 
     def send(self, runtime, prepared: Prepared) -> SendResult:
-        data = prepared.payload(session=runtime.platform_session()) or {}
+        call: PlatformCall = prepared.payload
+        session = runtime.platform_session()
+        data = shop_access.call(runtime, call.shop, partial(_run, call.run, session=session))
+        data = data or {}
         return SendResult(provider_id=str(data.get("id")) if data.get("id") else None, data=data)
+
+
+def _run(run, access, *, session):
+    return run(access, session=session)
 
 
 class TagOrderExecutor(PlatformExecutor):
     step = "tag_order"
 
-    def call(self, runtime, ctx, connector, access) -> Prepared:
+    def call(self, runtime, ctx, connector) -> Prepared:
         order_ref = _order_ref(ctx)
         tags = list(ctx.action.params["tags"])
         return Prepared(
             self.step,
             f"order {order_ref}",
             f"tags: {', '.join(tags)}",
-            partial(connector.tag_order, access, order_ref, tags),
+            partial(connector.tag_order, order_ref=order_ref, tags=tags),
         )
 
 
 class TagCustomerExecutor(PlatformExecutor):
     step = "tag_customer"
 
-    def call(self, runtime, ctx, connector, access) -> Prepared:
+    def call(self, runtime, ctx, connector) -> Prepared:
         ref = ctx.action.customer_ref or ctx.event.customer_ref
         if not ref or ref.startswith("guest:"):
             raise Skip("no_customer", "the order has no customer account to tag")
@@ -69,14 +92,14 @@ class TagCustomerExecutor(PlatformExecutor):
             self.step,
             f"customer {ref}",
             f"tags: {', '.join(tags)}",
-            partial(connector.tag_customer, access, ref, tags),
+            partial(connector.tag_customer, customer_ref=ref, tags=tags),
         )
 
 
 class NoteOrderExecutor(PlatformExecutor):
     step = "note_order"
 
-    def call(self, runtime, ctx, connector, access) -> Prepared:
+    def call(self, runtime, ctx, connector) -> Prepared:
         order_ref = _order_ref(ctx)
         note = render_inline(runtime, ctx.action.params["note"], ctx.template_context, "note")
         note = note.strip()
@@ -84,7 +107,7 @@ class NoteOrderExecutor(PlatformExecutor):
             self.step,
             f"order {order_ref}",
             note[:200],
-            partial(connector.add_order_note, access, order_ref, note),
+            partial(connector.add_order_note, order_ref=order_ref, note=note),
         )
 
 
@@ -92,7 +115,7 @@ class DiscountCodeExecutor(PlatformExecutor):
     step = "discount_code"
     provides_result = True
 
-    def call(self, runtime, ctx, connector, access) -> Prepared:
+    def call(self, runtime, ctx, connector) -> Prepared:
         params = ctx.action.params
         now = runtime.clock.now()
         code = discount_code(runtime.config.secret_key, ctx.action, params.get("prefix"))
@@ -112,7 +135,7 @@ class DiscountCodeExecutor(PlatformExecutor):
             self.step,
             spec["customer_email"],
             f"discount code {code}",
-            partial(_create, connector, access, spec),
+            partial(_create, connector, spec=spec),
         )
 
 
