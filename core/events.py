@@ -47,7 +47,12 @@ PRIVACY_KINDS = ("customer.redact", "customer.data_request", "shop.redact", "app
 PRODUCT_KINDS = ("product.created", "product.updated", "product.deleted")
 #: what customers do with the signed links in messages (webhooks/links.py); rules may
 #: cancel on them (a review reminder is cancelled by a click on the invite's review link)
-LINK_KINDS = ("link.review_clicked", "link.help_clicked", "link.unsubscribed")
+LINK_KINDS = (
+    "link.review_clicked",
+    "link.help_clicked",
+    "link.unsubscribed",
+    "link.product_clicked",  # a recommended product (issue 25)
+)
 
 EVENT_KINDS: frozenset[str] = frozenset(
     ORDER_KINDS
@@ -86,6 +91,8 @@ class Event:
     #: truncated to fit its column. Stored with the event (``payload["warnings"]``, only
     #: when there are any, so events stored before this field read back the same).
     warnings: list[str] = field(default_factory=list)
+    #: facts computed for judging only, never stored: ``recommendations`` (rules/catalog_facts.py)
+    facts: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.kind not in EVENT_KINDS:
@@ -151,6 +158,7 @@ class Event:
         ctx = {k: v for k, v in self.subjects().items() if v is not None}
         ctx["event"] = {"kind": self.kind, "occurred_at": iso(self.occurred_at), "key": self.key}
         ctx["shop"] = {"domain": self.shop}
+        ctx.update(self.facts)
         return ctx
 
 
@@ -246,6 +254,10 @@ _LINE_ITEM = dict.fromkeys(
         "quantity",
         "price",
         "tags",
+        # from the stored catalog at enrichment (rules/catalog_facts.py)
+        "categories",
+        "image_url",
+        "image_alt",
     )
 )
 FIELDS: dict[str, dict] = {
@@ -274,6 +286,8 @@ FIELDS: dict[str, dict] = {
                 "cancelled_at",
                 "cancel_reason",
                 "status_url",
+                # when the order's products are due again (rules/repurchase.py)
+                "repurchase_due_at",
                 "discount_codes",
                 "customer_id",
                 "ids",
@@ -281,6 +295,7 @@ FIELDS: dict[str, dict] = {
             )
         ),
         "line_items": _LINE_ITEM,
+        "repurchase_cycle": dict.fromkeys(("scope", "ref", "median_days", "observations")),
         "shipping_address": _ADDRESS,
         "billing_address": _ADDRESS,
     },
@@ -300,8 +315,15 @@ FIELDS: dict[str, dict] = {
                 # history facts, from stored orders (rules/history.py)
                 "total_spent",
                 "last_order_at",
+                # catalog facts, from stored order lines (rules/history.py catalog_history)
+                "product_types",
+                "categories",
+                "lifetime_orders",
+                "lifetime_spent",
+                "currency",
             )
         ),
+        "type_history": dict.fromkeys(("product_type", "first_at", "last_at", "orders")),
         "purchases": dict.fromkeys(
             ("sku", "product_id", "variant_id", "product_type", "title", "at")
         ),
@@ -325,11 +347,12 @@ FIELDS: dict[str, dict] = {
                 "created_at",
                 "message",
                 "estimated_delivery_at",
+                "estimated",
                 "email",
             )
         ),
         "location": dict.fromkeys(("city", "province", "country", "zip")),
-        "line_items": dict.fromkeys(("product_id", "variant_id", "sku", "title", "quantity")),
+        "line_items": dict.fromkeys(("id", "product_id", "variant_id", "sku", "title", "quantity")),
     },
     "refund": {
         **dict.fromkeys(("id", "order_id", "amount", "currency", "note", "full", "created_at")),
@@ -340,8 +363,15 @@ FIELDS: dict[str, dict] = {
         "line_items": dict.fromkeys(("id", "quantity", "reason", "note")),
     },
     "product": dict.fromkeys(
-        ("id", "sku", "title", "handle", "product_type", "vendor", "tags", "status")
+        (
+            *("id", "sku", "title", "handle", "product_type", "vendor", "tags", "status"),
+            # the catalog's facts (connectors/<platform>/products.py)
+            *("url", "categories", "price", "image_url", "image_alt", "published", "in_stock"),
+            "updated_at",
+        )
     ),
     "event": dict.fromkeys(("kind", "occurred_at", "key")),
-    "shop": dict.fromkeys(("domain", "name")),
+    "shop": dict.fromkeys(("domain", "name", "logo_url")),
+    # what a cross-sell mail would offer (store/goes_with.py), judged when a rule asks
+    "recommendations": dict.fromkeys(("count",)),
 }

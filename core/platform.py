@@ -9,8 +9,10 @@ need not import each other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 
 
 @dataclass(frozen=True)
@@ -41,3 +43,46 @@ class OrderState:
     @property
     def known(self) -> bool:
         return self.order is not None
+
+
+#: custom order statuses stores add (TrackShip and Advanced Shipment Tracking register
+#: ``delivered``; "Custom Order Status" plugins commonly add ``shipped``) -> the event they mean
+DEFAULT_ORDER_STATUSES: Mapping[str, str] = MappingProxyType(
+    {"delivered": "shipment.delivered", "shipped": "fulfillment.created"}
+)
+#: what an order status may be mapped to
+ORDER_STATUS_KINDS = frozenset(
+    {
+        "fulfillment.created",
+        "shipment.in_transit",
+        "shipment.out_for_delivery",
+        "shipment.ready_for_pickup",
+        "shipment.delivered",
+    }
+)
+
+
+@dataclass(frozen=True)
+class DeliverySettings:
+    """A shop's delivery signals, compiled once from ``settings.yaml`` (``delivery:``).
+
+    Here, below both connectors and rules, because rules validate it and
+    connectors read it: ``order_statuses`` says what a store's own order status
+    means (WooCommerce sends it without the ``wc-`` prefix); ``estimate_days``
+    (None: off, the default) and ``estimate_countries`` say when a parcel with no
+    delivery signal is taken as delivered, by destination country code.
+    """
+
+    order_statuses: Mapping[str, str] = field(default_factory=lambda: DEFAULT_ORDER_STATUSES)
+    estimate_days: int | None = None
+    estimate_countries: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def estimates(self) -> bool:
+        return self.estimate_days is not None or bool(self.estimate_countries)
+
+    def days_to(self, country: str | None) -> int | None:
+        """Days from shipping to the estimated delivery for a destination; None: no estimate."""
+        if country and country.upper() in self.estimate_countries:
+            return self.estimate_countries[country.upper()]
+        return self.estimate_days

@@ -71,6 +71,24 @@ EXPECTED = {
         ],
         "processed",
     ),
+    # split shipments (test_split_shipments.py); alone, without the order's items, a
+    # delivered parcel is the whole order
+    "fulfillments__create__first_parcel": ([("fulfillment.created", FULFILLMENT)], "processed"),
+    "fulfillments__create__second_parcel": (
+        [("fulfillment.created", "4567890123457")],
+        "processed",
+    ),
+    **{
+        f"fulfillments__update__{name}_delivered": (
+            [("shipment.delivered", f"{ref}:shipment.delivered"), ("order.delivered", ORDER)],
+            "processed",
+        )
+        for name, ref in (
+            ("first_parcel", FULFILLMENT),
+            ("second_parcel", "4567890123457"),
+            ("partial_parcel", "4567890123458"),
+        )
+    },
     "fulfillments__update__failure": (
         [("shipment.failed", f"{FULFILLMENT}:shipment.failed")],
         "processed",

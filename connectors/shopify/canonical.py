@@ -135,6 +135,7 @@ def canonical_fulfillment(p: dict) -> dict:
         "tracking_urls": urls,
         "line_items": [
             {
+                "id": _id(item.get("id")),  # the order's line item
                 "product_id": _id(item.get("product_id")),
                 "variant_id": _id(item.get("variant_id")),
                 "sku": item.get("sku") or None,

@@ -1,21 +1,20 @@
-"""Shipment bookkeeping: which status of which fulfillment was announced, and when.
+"""Shopify's shipment statuses, and the item quantities a split shipment is judged by.
 
 Shopify reports a parcel's progress twice over (``shipment_status`` on
 fulfillments/update, ``status`` on fulfillment_events/create), at least once
-and in any order. So the order's stored state keeps, per fulfillment, the last
-status announced and its time (``extra["fulfillments"]``), and a status is
-turned into an event once, in order, never backwards after delivery; a split
-shipment gives one ``order.delivered`` when its last parcel arrives.
+and in any order; the parcel ledger (``connectors/shipments.py``) turns each
+status into an event once, in order. A split shipment gives one
+``order.delivered`` when every item quantity still on the order (removed and
+refunded items left out, items that need no shipping too) is in a delivered
+parcel: fulfillments list their line items with quantities, and the order's
+bookkeeping keeps what is to be delivered (``extra["items"]``).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-
+from aftersale.connectors import shipments as ledger
 from aftersale.connectors.base import Normalized, OrderState
-from aftersale.connectors.base import compact as _compact
-from aftersale.connectors.base import time_or_none as _time
-from aftersale.core.events import iso
+from aftersale.connectors.base import ref as _id
 
 #: shipment_status (fulfillments) / status (fulfillment events) -> canonical kind
 SHIPMENT_KINDS = {
@@ -36,74 +35,60 @@ DELIVERED_STATUSES = frozenset({"delivered", "picked_up"})
 
 def shipment(connector, status, fulfillment, occurred, meta, state, order_id=None) -> Normalized:
     """One shipment event per (fulfillment, status), in order, never backwards after delivery."""
-    fid = fulfillment["id"]
-    seen = (state.extra.get("fulfillments") or {}).get(fid) or {}
+    seen = ledger.entry(state, fulfillment["id"])
     if status is None or status in QUIET_SHIPMENT_STATUSES:
         return Normalized(
-            state=with_fulfillment(state, fulfillment, seen.get("status"), seen_at(seen))
+            state=ledger.record(state, fulfillment, seen.get("status"), ledger.seen_at(seen))
         )
     kind = SHIPMENT_KINDS.get(status)
     if kind is None:
         return Normalized(outcome="unknown_status", detail=f"shipment_status={status}")
-    last_at = seen_at(seen)
-    if seen.get("status") in DELIVERED_STATUSES and status not in DELIVERED_STATUSES:
-        return Normalized(outcome="stale", detail=f"{status} after {seen['status']}")
-    if last_at and occurred < last_at:
-        return Normalized(outcome="stale", detail=f"{status} older than {seen.get('status')}")
-    fulfillment = {
-        **(seen.get("data") or {}),
-        **_compact(fulfillment),
-        "shipment_status": status,
-    }
-    event = connector._event(
-        kind,
-        meta,
-        f"{fid}:{kind}",
-        occurred,
-        fulfillment=fulfillment,
-        state=state,
-        order_id=order_id,
+    return ledger.announce(
+        connector, kind, status, fulfillment, occurred, meta, state, state=state, order_id=order_id
     )
-    new_state = with_fulfillment(state, fulfillment, status, occurred)
-    events = [event]
-    if kind == "shipment.delivered" and whole_order_delivered(new_state):
-        # A split shipment: one order.delivered when the last parcel arrives.
-        events.append(
-            connector._event(
-                "order.delivered",
-                meta,
-                order_id or fulfillment.get("order_id"),
-                occurred,
-                state=new_state,
-                order_id=order_id,
-            )
-        )
-    return Normalized(events=events, state=new_state)
 
 
 def with_fulfillment(state: OrderState, fulfillment: dict, status, at) -> OrderState:
-    extra = dict(state.extra)
-    table = dict(extra.get("fulfillments") or {})
-    previous = table.get(fulfillment["id"]) or {}
-    table[fulfillment["id"]] = {
-        "status": status or previous.get("status"),
-        "at": iso(at) if at else previous.get("at"),
-        "data": {**(previous.get("data") or {}), **_compact(fulfillment)},
-    }
-    extra["fulfillments"] = table
-    order = state.order or {"id": fulfillment.get("order_id")}
-    return OrderState(order=order, extra=extra, version=state.version)
+    return ledger.record(state, fulfillment, status, at)
 
 
-def whole_order_delivered(state: OrderState) -> bool:
-    """Every fulfillment we know of is delivered, and the order is not partly unfulfilled."""
-    table = state.extra.get("fulfillments") or {}
-    if not table:
-        return False
-    if (state.order or {}).get("fulfillment_status") in ("partial", "unfulfilled"):
-        return False
-    return all(entry.get("status") in DELIVERED_STATUSES for entry in table.values())
+def with_items(extra: dict, payload: dict) -> dict:
+    """The order's bookkeeping with the item quantities still to deliver, from an order payload.
+
+    ``current_quantity`` (REST 2024-01 and later) already leaves out removed
+    and refunded items; older payloads give ``quantity`` and the refunds'
+    line items. Items that need no shipping never arrive in a parcel.
+    """
+    refunds = [r for r in payload.get("refunds") or [] if isinstance(r, dict)]
+    refunded: dict[str, int] = {}
+    for refund in refunds:
+        for line in refund.get("refund_line_items") or []:
+            ref = _id(line.get("line_item_id"))
+            if ref:
+                refunded[ref] = refunded.get(ref, 0) + ledger.quantity(line.get("quantity"))
+    items = {}
+    for item in payload.get("line_items") or []:
+        ref = _id(item.get("id"))
+        if not ref or item.get("requires_shipping") is False:
+            continue
+        current = item.get("current_quantity")
+        if current is None:
+            current = ledger.quantity(item.get("quantity")) - refunded.get(ref, 0)
+        items[ref] = max(ledger.quantity(current), 0)
+    if not items:
+        return extra
+    counted = [_id(r.get("id")) for r in refunds if _id(r.get("id"))]
+    return {**extra, "items": items, "items_refunds": counted}
 
 
-def seen_at(seen: dict) -> datetime | None:
-    return _time(seen.get("at"))
+def without_refunded(extra: dict, refund: dict) -> dict:
+    """A refund not yet counted in ``items``: its line quantities are no longer to be delivered."""
+    if "items" not in extra or refund["id"] in (extra.get("items_refunds") or []):
+        return extra
+    items = dict(extra["items"])
+    for line in refund.get("line_items") or []:
+        ref = line.get("line_item_id")
+        if ref in items:
+            items[ref] = max(items[ref] - ledger.quantity(line.get("quantity")), 0)
+    counted = [*(extra.get("items_refunds") or []), refund["id"]]
+    return {**extra, "items": items, "items_refunds": counted}

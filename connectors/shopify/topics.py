@@ -30,9 +30,14 @@ from aftersale.connectors.shopify.canonical import (
     canonical_order,
     canonical_refund,
     return_order_id,
-    tag_list,
 )
-from aftersale.connectors.shopify.shipments import shipment, with_fulfillment
+from aftersale.connectors.shopify.products import canonical_product
+from aftersale.connectors.shopify.shipments import (
+    shipment,
+    with_fulfillment,
+    with_items,
+    without_refunded,
+)
 from aftersale.core.events import iso
 
 # -- orders ----------------------------------------------------------------------------
@@ -151,7 +156,7 @@ def _refund_created(connector, payload, meta, state):
     if not refund["id"]:
         return missing_id("refund")
     occurred = _time(payload.get("processed_at")) or _time(payload.get("created_at")) or _now(meta)
-    extra = dict(state.extra)
+    extra = without_refunded(dict(state.extra), refund)  # its items are not to be delivered
     extra["refunds"] = {**(extra.get("refunds") or {}), refund["id"]: refund["amount"]}
     new_state = OrderState(
         order=state.order or {"id": refund["order_id"]}, extra=extra, version=state.version
@@ -243,17 +248,8 @@ def _privacy_event(kind: str):
 
 def _product_event(kind: str):
     def handler(connector, payload, meta, state):
-        product = _compact(
-            {
-                "id": _id(payload.get("id")),
-                "title": payload.get("title"),
-                "handle": payload.get("handle"),
-                "product_type": payload.get("product_type"),
-                "vendor": payload.get("vendor"),
-                "tags": tag_list(payload.get("tags")),
-                "status": payload.get("status"),
-            }
-        )
+        # what the catalog keeps (connectors/shopify/products.py); a delete carries only the id
+        product = canonical_product(payload)
         occurred = _time(payload.get("updated_at")) or _now(meta)
         key = f"{product.get('id')}@{iso(occurred)}"
         return Normalized(events=[connector._event(kind, meta, key, occurred, product=product)])
@@ -341,7 +337,8 @@ def _newer_state(state: OrderState, order: dict, payload: dict) -> OrderState | 
     version = _time(payload.get("updated_at"))
     if state.version and version and version < state.version:
         return None
-    return OrderState(order=order, extra=state.extra, version=version or state.version)
+    extra = with_items(state.extra, payload)  # what a split shipment must deliver
+    return OrderState(order=order, extra=extra, version=version or state.version)
 
 
 def _fully_refunded(state: OrderState) -> bool | None:

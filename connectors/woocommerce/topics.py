@@ -15,19 +15,20 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from aftersale.connectors.base import DeliveryMeta, Normalized, OrderState, missing_id
-from aftersale.connectors.base import compact as _compact
 from aftersale.connectors.base import decimal_or_zero as _decimal
 from aftersale.connectors.base import ref as _id
 from aftersale.connectors.base import time_or_none as _time
+from aftersale.connectors.woocommerce import shipments
 from aftersale.connectors.woocommerce.canonical import (
-    PAID_STATUSES,
     canonical_customer,
     canonical_customer_record,
     canonical_fulfillment,
     canonical_order,
+    paid_status,
     tracking_key,
     trackings,
 )
+from aftersale.connectors.woocommerce.products import canonical_product
 from aftersale.core.events import iso, money
 
 #: An order first seen through order.updated (its order.created delivery was coalesced or
@@ -63,7 +64,7 @@ def _order_changed(connector, payload, meta, state):
         emit("order.created", order["id"], created_at)
     status = payload.get("status")
     paid_at = _time(payload.get("date_paid_gmt"))
-    if status in PAID_STATUSES and paid_at and not before.get("paid"):
+    if paid_status(status) and paid_at and not before.get("paid"):
         emit("order.paid", order["id"], paid_at)
     for item in _new_trackings(payload, before):
         fulfillment = canonical_fulfillment(item, order, payload)
@@ -75,11 +76,14 @@ def _order_changed(connector, payload, meta, state):
         )
     if status == "completed" and before.get("status") != "completed":
         emit("order.fulfilled", order["id"], _time(payload.get("date_completed_gmt")) or now)
+    delivery, parcels = shipments.track(connector, payload, order, customer, state, meta, now)
+    events.extend(delivery)
     if status == "cancelled" and before.get("status") != "cancelled":
         emit("order.cancelled", order["id"], now)
     for refund in _new_refunds(payload, before, order):
         emit("order.refunded", refund["id"], now, refund=refund)
-    new_state = OrderState(order=order, extra=_bookkeeping(payload), version=version)
+    extra = {**_bookkeeping(payload), "fulfillments": parcels}  # parcels: the delivery ledger
+    new_state = OrderState(order=order, extra=extra, version=version)
     if not events:
         return Normalized(state=new_state, outcome="no_change")
     return Normalized(events=events, state=new_state)
@@ -117,20 +121,8 @@ def _customer_event(kind: str):
 
 def _product_event(kind: str):
     def handler(connector, payload, meta, state):
-        product = _compact(
-            {
-                "id": _id(payload.get("id")),
-                "sku": payload.get("sku") or None,
-                "title": payload.get("name"),
-                "handle": payload.get("slug"),
-                "product_type": ", ".join(
-                    c.get("name") or "" for c in payload.get("categories") or []
-                )
-                or None,
-                "tags": [t.get("name") for t in payload.get("tags") or [] if t.get("name")],
-                "status": payload.get("status"),
-            }
-        )
+        # what the catalog keeps (connectors/woocommerce/products.py)
+        product = canonical_product(payload)
         occurred = _time(payload.get("date_modified_gmt")) or meta.happened_at
         key = f"{product.get('id')}@{iso(occurred)}"
         return Normalized(events=[connector._event(kind, meta, key, occurred, product=product)])
@@ -212,7 +204,9 @@ def _bookkeeping(payload: dict) -> dict:
     return {
         "status": payload.get("status"),
         "paid": bool(payload.get("date_paid_gmt"))
-        and payload.get("status") in PAID_STATUSES | {"refunded", "cancelled"},
+        and (
+            paid_status(payload.get("status")) or payload.get("status") in ("refunded", "cancelled")
+        ),
         "refunds": {
             _id(r.get("id")): money(abs(_decimal(r.get("total"))))
             for r in payload.get("refunds") or []
