@@ -111,3 +111,24 @@ def has_consent(customer: dict, name: str) -> bool:
     """The customer agreed to marketing on this step's channel (the registry names the field)."""
     field = STEP_TYPES[name].consent_field
     return field is not None and customer.get(field) is True
+
+
+#: consent states (Shopify's names, also used for WooCommerce) that are an opt-out
+OPTED_OUT_STATES = frozenset({"unsubscribed", "redacted"})
+
+
+def may_market(
+    customer: dict, name: str, basis: str = "explicit", *, bought: bool, opted_out: bool
+) -> bool:
+    """Whether a marketing message on this step's channel may go to the customer.
+
+    ``basis`` is the store owner's legal basis (settings.yaml ``consent``):
+    ``explicit`` needs the customer's consent; ``existing_customers`` (the soft
+    opt-in some laws allow for similar products) also reaches a customer who
+    ``bought`` from the shop and never ``opted_out`` on that channel (an
+    unsubscribed consent record; unsubscribe links are suppressions, checked
+    before this). Transactional messages never ask.
+    """
+    if has_consent(customer, name):
+        return True
+    return basis == "existing_customers" and bought and not opted_out

@@ -283,10 +283,10 @@ def test_twilio_sms_to_a_consenting_customer_in_e164(http_runtime, httpserver):
     assert (attempt.channel, attempt.status_code) == ("sms", 201)
 
 
-def test_sms_without_consent_is_skipped(http_runtime, httpserver):
+def test_marketing_sms_without_consent_is_skipped(http_runtime, httpserver):
     rt = http_runtime
     shop_id, event_id, event = store_event(rt, customer_changes={"accepts_sms_marketing": False})
-    run(rt, plant(rt, shop_id, event_id, event, [("sms", {"text": "hi"})]))
+    run(rt, plant(rt, shop_id, event_id, event, [("sms", {"text": "hi"})], category="marketing"))
     (action,) = rows(rt.engine, actions)
     assert (action.status, action.skip_reason) == ("skipped", "no_consent")
     assert httpserver.log == []

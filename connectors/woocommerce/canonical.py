@@ -19,11 +19,22 @@ from aftersale.connectors.base import decimal_or_zero as _decimal
 from aftersale.connectors.base import ref as _id
 from aftersale.connectors.base import time_or_none as _time
 from aftersale.connectors.sanitize import shape
+from aftersale.connectors.woocommerce import customer_meta
 from aftersale.core.events import iso, money
 
 TRACKING_META = "_wc_shipment_tracking_items"
 
 PAID_STATUSES = frozenset({"processing", "completed", "on-hold"})
+#: WooCommerce's own statuses; any other is a plugin's (``shipped``, ``delivered``,
+#: ``partial-shipped``), which stores move orders to after payment
+CORE_STATUSES = PAID_STATUSES | frozenset(
+    {"pending", "cancelled", "refunded", "failed", "checkout-draft", "trash", "auto-draft"}
+)
+
+
+def paid_status(status) -> bool:
+    """Whether an order in this status with a payment date counts as paid."""
+    return status in PAID_STATUSES or (isinstance(status, str) and status not in CORE_STATUSES)
 
 
 #: what each key this module reads must be; anything else is missing, with a warning
@@ -38,6 +49,7 @@ PAYLOAD_SHAPE = shape(
     "code reason slug tracking_number tracking_provider custom_tracking_provider "
     "custom_tracking_link tracking_id",
     scalars="id customer_id product_id variation_id quantity date_shipped",
+    locales="lang",  # Polylang Pro's order language (customer_meta.py)
 )
 
 
@@ -107,8 +119,8 @@ def canonical_order(p: dict) -> dict:
         "fulfillment_status": "fulfilled" if status == "completed" else None,
         "status": status,
         "tags": [],
-        "locale": None,
-        "accepts_marketing": None,
+        "locale": customer_meta.language(p),
+        "accepts_marketing": _checkout_consent(p).get("accepts_email_marketing"),
         "created_at": iso(_time(p.get("date_created_gmt"))),
         "updated_at": iso(_time(p.get("date_modified_gmt"))),
         "paid_at": iso(_time(p.get("date_paid_gmt"))),
@@ -141,7 +153,8 @@ def canonical_line_item(item: dict) -> dict:
 
 
 def canonical_customer(p: dict) -> dict | None:
-    """The buyer from the order's billing details (WooCommerce orders carry no consent)."""
+    """The buyer from the order's billing details, with the consent and language that
+    plugins wrote into the order's meta (customer_meta.py); unknown when none did."""
     billing = p.get("billing") or {}
     ref = customer_ref(p)
     if not ref:
@@ -153,12 +166,15 @@ def canonical_customer(p: dict) -> dict | None:
             "phone": billing.get("phone") or None,
             "first_name": billing.get("first_name") or None,
             "last_name": billing.get("last_name") or None,
+            "locale": customer_meta.language(p),
+            **_checkout_consent(p),
         }
     )
 
 
 def canonical_customer_record(p: dict) -> dict:
-    """A customer.* payload (the customer resource itself)."""
+    """A customer.* payload (the customer resource itself), with consent and language from the
+    WordPress user's meta (present only when the webhook's user is an administrator)."""
     billing = p.get("billing") or {}
     email = p.get("email") or billing.get("email") or None
     cid = _id(p.get("id"))
@@ -169,8 +185,18 @@ def canonical_customer_record(p: dict) -> dict:
             "phone": billing.get("phone") or None,
             "first_name": p.get("first_name") or billing.get("first_name") or None,
             "last_name": p.get("last_name") or billing.get("last_name") or None,
+            "locale": customer_meta.language(p),
+            **customer_meta.consent_fields(
+                p, _time(p.get("date_modified_gmt")) or _time(p.get("date_created_gmt"))
+            ),
         }
     )
+
+
+def _checkout_consent(p: dict) -> dict:
+    """Consent ticked (or not) at checkout: the boxes' meta is written when the order is
+    placed, so that is when the consent was given."""
+    return customer_meta.consent_fields(p, _time(p.get("date_created_gmt")))
 
 
 def canonical_fulfillment(item: dict, order: dict, payload: dict) -> dict:
@@ -233,7 +259,7 @@ def _financial_status(p: dict) -> str | None:
         return "refunded"
     if p.get("refunds"):
         return "partially_refunded"
-    if p.get("date_paid_gmt") and status in PAID_STATUSES:
+    if p.get("date_paid_gmt") and paid_status(status):
         return "paid"
     if status in ("pending", "on-hold", "failed", "checkout-draft"):
         return "pending"

@@ -30,7 +30,9 @@ from aftersale.connectors.base import (
     verify_base64_hmac,
 )
 from aftersale.connectors.base import ref as _id
-from aftersale.connectors.woocommerce import topics
+from aftersale.connectors.woocommerce import customer_meta, topics
+from aftersale.connectors.woocommerce import orders as woocommerce_orders
+from aftersale.connectors.woocommerce import products as woocommerce_products
 from aftersale.connectors.woocommerce.api import WooCommerceAPI
 from aftersale.connectors.woocommerce.canonical import PAYLOAD_SHAPE
 
@@ -47,8 +49,19 @@ PING = re.compile(rb"^webhook_id=\d{1,20}$")
 
 class WooCommerceConnector(Connector):
     name = "woocommerce"
+    orders = woocommerce_orders
+    products = woocommerce_products
     creates_shops = False  # each webhook has its own secret: the shop must be connected first
     PAYLOAD_SHAPE = PAYLOAD_SHAPE
+    NEVER_FILLED = {
+        "order.line_items.product_type": "order line items carry no product type or "
+        "category (filled from the catalog once `aftersale catalog sync` ran)",
+        "order.line_items.vendor": "WooCommerce has no vendor field",
+        "order.tags": "WooCommerce orders have no tags",
+        "customer.tags": "WooCommerce customers have no tags",
+        "order.cancel_reason": "WooCommerce records no cancel reason",
+        "order.status_url": "the REST order has no status page link",
+    }
     TOPIC_HANDLERS = topics.TOPIC_HANDLERS
     IGNORED_TOPICS = topics.IGNORED_TOPICS
 
@@ -119,10 +132,12 @@ class WooCommerceConnector(Connector):
     # -- normalizing ---------------------------------------------------------------
 
     def normalize(self, meta: DeliveryMeta, payload: dict, state: OrderState) -> Normalized:
-        """Like the base class, plus every ``coupon.*`` and ``action.*`` topic recorded as ignored."""
+        """Like the base class, plus every ``coupon.*`` and ``action.*`` topic recorded as ignored,
+        reading plugin meta with the shop's keys (``meta.options``, from settings.yaml)."""
         if meta.topic.startswith(("coupon.", "action.")):
             return Normalized(outcome="ignored_topic")
-        return super().normalize(meta, payload, state)
+        with customer_meta.keys_in_use(meta.options.get(customer_meta.OPTION)):
+            return super().normalize(meta, payload, state)
 
     # -- platform calls (REST API, api.py) ------------------------------------------
     # ``session`` is the caller's pooled HTTP session: the connector keeps none.

@@ -1,8 +1,10 @@
 """The ``sms`` step: a short text to the customer's phone, through Twilio.
 
-SMS goes only to customers who gave SMS consent, whatever the rule's
-category: texting someone who never agreed to texts is not a transactional
-courtesy. Numbers are validated and normalized to E.164 with phonenumbers,
+A transactional text (shipping, a delivery problem: the rule's own
+``category``) needs only a phone number, like a transactional mail; a
+marketing text needs the customer's SMS consent (or the shop's
+``consent: existing_customers`` basis), and a STOP reply suppresses the number
+for every text. Numbers are validated and normalized to E.164 with phonenumbers,
 read in the country of the order's address when written without ``+``; an
 unusable number fails the action with the reason.
 """
@@ -28,10 +30,14 @@ class SMSExecutor(Executor):
     def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
         number = recipient_number(ctx)
         check_recipient(
-            conn, ctx.action, "sms", number, ctx.customer, keys=runtime.config.secret_keys
+            conn,
+            ctx.action,
+            "sms",
+            number,
+            ctx.customer,
+            keys=runtime.config.secret_keys,
+            basis=ctx.settings.consent,
         )
-        if ctx.customer.get("accepts_sms_marketing") is not True:
-            raise Skip("no_consent", "SMS needs the customer's SMS consent")
         text = render_inline(runtime, ctx.action.params["text"], ctx.template_context, "sms text")
         text = text.strip()
         if not text:
