@@ -11,19 +11,24 @@ from __future__ import annotations
 from flask import Flask
 from flask.sessions import SessionInterface
 
-from aftersale.core import logs
-from aftersale.core.config import Config
+from aftersale.core import logs, sentry
 from aftersale.webhooks.health import bp as health_bp
 from aftersale.webhooks.links import bp as links_bp
+from aftersale.webhooks.metrics import bp as metrics_bp
+from aftersale.webhooks.preferences import bp as preferences_bp
 from aftersale.webhooks.receiver import ReceiverState
 from aftersale.webhooks.receiver import bp as receiver_bp
+
+log = logs.get_logger("webhooks")
 
 
 def make_app(runtime) -> Flask:
     """The receiver, health and link endpoints around ``runtime`` (``aftersale.runtime``)."""
     config = runtime.config
     logs.configure(config.log_level, config.log_format)
-    _init_sentry(config)
+    sentry.init(config, "web")
+    for warning in config.warnings():  # production refuses these instead
+        log.warning("config.warning", warning=warning)
 
     app = Flask(__name__, instance_path=str(config.instance_path))
     app.config.update(
@@ -37,6 +42,8 @@ def make_app(runtime) -> Flask:
     app.register_blueprint(receiver_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(links_bp)
+    app.register_blueprint(metrics_bp)
+    app.register_blueprint(preferences_bp)
     return app
 
 
@@ -53,17 +60,3 @@ class NoSessions(SessionInterface):
 
     def save_session(self, app, session, response):
         return None
-
-
-def _init_sentry(config: Config) -> None:
-    if not config.sentry_dsn:
-        return
-    # deferred import: Sentry is loaded only when SENTRY_DSN is set
-    import sentry_sdk
-
-    sentry_sdk.init(
-        dsn=config.sentry_dsn,
-        environment=config.environment,
-        send_default_pii=False,  # bodies and customer data stay out of Sentry
-        max_request_body_size="never",
-    )

@@ -13,6 +13,10 @@ Gmail and many other clients drop ``<style>`` blocks, so the HTML part has
 its CSS inlined into ``style`` attributes (css-inline); the ``<style>`` block
 is kept for the clients that honour media queries. The message itself is a
 ``workers.mail.OutgoingEmail``, turned into MIME only by channels that need it.
+
+The DKIM key is the shop's own (``dkim:`` in its settings, for a shop sending
+from its own domain) or else the deployment's (``DKIM_KEY_FILE``); the
+signature covers the unsubscribe headers, as RFC 8058 one-click requires.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def compose_email(
         date=runtime.clock.now(),
         reply_to=action.params.get("reply_to") or settings.reply_to,
         headers=headers,
+        dkim=settings.dkim or runtime.config.dkim,
     )
 
 

@@ -11,6 +11,10 @@ Headers are never folded inside a value (lines stay under RFC 5322's 998
 characters), so a long signed unsubscribe URL stays one clickable URL;
 non-ASCII text goes out as RFC 2047 encoded words, bodies as quoted-printable
 UTF-8.
+
+With a DKIM key (the shop's or the deployment's, chosen when the mail is
+composed) the bytes begin with its DKIM-Signature, made over exactly those
+bytes; SMTP and the file outbox write them unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from datetime import datetime
 from email import charset as email_charset
 from email.header import Header
 from email.utils import format_datetime, formataddr, getaddresses
+
+from aftersale.core.dkim import DkimKey
 
 _UTF8 = email_charset.Charset("utf-8")
 _UTF8.header_encoding = email_charset.QP
@@ -43,6 +49,7 @@ class OutgoingEmail:
         date: datetime,
         reply_to: str | None = None,
         headers: dict[str, str] | None = None,
+        dkim: DkimKey | None = None,
     ):
         self.sender = sender
         self.to = to
@@ -53,6 +60,7 @@ class OutgoingEmail:
         self.date = date
         self.reply_to = reply_to
         self.headers = dict(headers or {})
+        self.dkim = dkim
         self._bytes: bytes | None = None
 
     # -- reading it like a message ---------------------------------------------
@@ -81,7 +89,8 @@ class OutgoingEmail:
     # -- bytes for SMTP and files -------------------------------------------------
 
     def as_bytes(self) -> bytes:
-        """RFC 5322 bytes with CRLF line ends: one text part, or text and HTML alternatives."""
+        """RFC 5322 bytes with CRLF line ends: one text part, or text and HTML alternatives,
+        DKIM-signed when the message has a key."""
         if self._bytes is None:
             head = [f"{name}: {_header_value(name, value)}" for name, value in self.header_items()]
             head.append("MIME-Version: 1.0")
@@ -97,7 +106,8 @@ class OutgoingEmail:
                 )
             else:
                 body = _part("plain", self.text)  # its Content-* lines end the header block
-            self._bytes = "\r\n".join(head).encode("ascii") + b"\r\n" + body
+            raw = "\r\n".join(head).encode("ascii") + b"\r\n" + body
+            self._bytes = self.dkim.sign(raw) if self.dkim else raw
         return self._bytes
 
 

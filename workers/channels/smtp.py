@@ -3,6 +3,10 @@
 One connection is kept open per worker process and reused across jobs; a
 dropped connection is reopened once before the send counts as failed. SMTP
 reply codes decide retrying: 4xx transient, 5xx permanent.
+
+The bytes handed to the server are ``OutgoingEmail.as_bytes()``: DKIM-signed when
+the message carries a key (the shop's or DKIM_KEY_FILE's, see core/dkim.py), and
+sent unchanged, so the signature holds for exactly what the server receives.
 """
 
 from __future__ import annotations

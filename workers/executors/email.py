@@ -17,9 +17,15 @@ class EmailExecutor(Executor):
     def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
         recipient = _recipient(ctx)
         check_recipient(
-            conn, ctx.action, "email", recipient, ctx.customer, keys=runtime.config.secret_keys
+            conn,
+            ctx.action,
+            "email",
+            recipient,
+            ctx.customer,
+            keys=runtime.config.secret_keys,
+            basis=ctx.settings.consent,
         )
-        tc = ctx.template_context
+        tc = customer_facing(ctx.template_context, ctx.action.params)
         locales = message_locales(tc, ctx.settings.default_locale)
         links = MessageLinks.for_action(
             runtime, ctx.shop, ctx.settings, ctx.action, tc.get("order"), None
@@ -34,16 +40,27 @@ class EmailExecutor(Executor):
         return runtime.mailer.send([prepared.payload])[0]
 
 
+def customer_facing(context: dict, params: dict) -> dict:
+    """The template context without what staff wrote for staff: a refund's note (the reason
+    typed in the admin, e.g. "customer abusive, refund to stop chargeback") reaches the
+    customer only when the step says ``show_refund_note: true``."""
+    refund = context.get("refund")
+    if params.get("show_refund_note") or not refund or not refund.get("note"):
+        return context
+    return {**context, "refund": {**refund, "note": None}}
+
+
 def _recipient(ctx: ActionContext) -> str:
     """Exactly one bare address; a field holding two, or none valid, is skipped ``no_recipient``."""
     target = ctx.action.params.get("to", "customer")
-    if target != "customer":
+    if target not in ("auto", "order", "customer"):
         address = one_email(target)
         if address is None:
             raise PermanentError("the step's 'to' is not exactly one valid email address")
         return address
     tc = ctx.template_context
-    raw = (tc.get("customer") or {}).get("email") or (tc.get("order") or {}).get("email")
+    # the order's contact email or the customer's current one (workers/promises.py)
+    raw = (tc.get("recipient") or {}).get("email")
     if not raw:
         raise Skip("no_recipient", "the customer has no email address in this event")
     address = one_email(raw)
