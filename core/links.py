@@ -1,4 +1,5 @@
-"""Signed links in messages: review (``/r/``), help (``/h/``) and unsubscribe (``/u/``).
+"""Signed links in messages: review (``/r/``), help (``/h/``), unsubscribe (``/u/``) and
+preferences (``/p/``).
 
 A link carries a small signed token (itsdangerous) instead of ids in plain
 query strings, so nobody can unsubscribe someone else or forge a review click
@@ -47,6 +48,10 @@ KINDS: dict[str, tuple[str, timedelta]] = {
     "help": ("h", timedelta(days=365)),
     # Mail clients and people unsubscribe from mail they kept for a long time.
     "unsubscribe": ("u", timedelta(days=730)),
+    # the preference centre (webhooks/preferences.py), from the footer of marketing mail
+    "preferences": ("p", timedelta(days=730)),
+    # a recommended product (``recommendations(n)`` in templates): the click is recorded
+    "product": ("g", timedelta(days=180)),
 }
 #: the shops.settings key holding a shop's link-key version
 KEY_VERSION_SETTING = "link_key_version"

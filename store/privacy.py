@@ -35,6 +35,7 @@ from aftersale.store.tables import (
     messages,
     metadata,
     order_states,
+    preferences,
     shops,
     suppressions,
 )
@@ -156,6 +157,12 @@ def export(conn: Connection, shop_id: int, found: Footprint, keys) -> dict:
             suppressions,
             suppressions.c.shop_id == shop_id,
             suppressions.c.address.in_(_suppression_forms(person, keys)),
+        ),
+        # preference-centre choices; erase() deletes them with the other per-customer rows
+        "preferences": dump(
+            preferences,
+            preferences.c.shop_id == shop_id,
+            preferences.c.customer_ref.in_(found.customer_refs),
         ),
     }
 

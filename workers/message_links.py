@@ -1,4 +1,5 @@
-"""The links of one message: signed review, help and unsubscribe links, and plain shop links.
+"""The links of one message: signed review, help, unsubscribe and preference links, and plain
+shop links.
 
 Templates reach this through filters (``item | review_link``,
 ``order | help_link``, ``customer | unsubscribe_link``,
@@ -89,6 +90,19 @@ class MessageLinks:
             self.key_version,
         )
 
+    def product(self, item: dict | None) -> str:
+        """A recommended product's page, through ``/g/`` so the click is recorded."""
+        item = item or {}
+        return self.signer.url(
+            self._claims(
+                "product",
+                product_id=_text(item.get("product_id")),
+                sku=_text(item.get("sku")),
+                handle=_text(item.get("handle")) or handleize(item.get("title") or "") or None,
+            ),
+            self.key_version,
+        )
+
     def help(self, order: dict | None = None) -> str:
         order = order or {}
         claims = self._claims("help")
@@ -100,6 +114,10 @@ class MessageLinks:
 
     def unsubscribe(self) -> str:
         return self.signer.url(self._claims("unsubscribe"), self.key_version)
+
+    def preferences(self) -> str:
+        """The preference centre (``/p/``): keep or mute each marketing sub-category."""
+        return self.signer.url(self._claims("preferences"), self.key_version)
 
     def _claims(self, kind: str, **extra) -> LinkClaims:
         return LinkClaims(

@@ -27,6 +27,16 @@ PUBLIC_ENDPOINTS = {
     # and the shop domain all check out (tests/test_shopify_install.py)
     "shopify_app.install",
     "shopify_app.callback",
+    # Prometheus metrics: 404 unless METRICS_TOKEN is set, then only to that bearer token
+    # (tests/test_metrics.py)
+    "metrics.scrape",
+    # the preference centre: every request carries a signed, shop-scoped token naming one
+    # customer; a tampered or expired one gets the 400 page (tests/test_preferences.py)
+    "preferences.show",
+    "preferences.save",
+    # the admin page's login form (CSRF token, 5 attempts a minute per address); every
+    # other admin.* endpoint needs the admin's session (tests/test_admin.py checks each)
+    "admin.login",
 }
 
 
@@ -124,4 +134,5 @@ def test_templates_cannot_reach_python_internals(tmp_path, config, clock, smtp_s
 def test_only_receivers_links_and_health_are_public(app):
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
     exposed = endpoints - PUBLIC_ENDPOINTS - {e for e in endpoints if e.startswith("links.")}
+    exposed -= {e for e in endpoints if e.startswith("admin.")}  # behind the admin login
     assert exposed == set(), f"endpoints reachable without authentication: {sorted(exposed)}"
