@@ -109,6 +109,8 @@ class Runtime:
         fresh = self.load_rules()
         with self._rules_lock:
             self._rules = fresh
+            # templates and their catalogs (checked with the rules just now) are read again
+            self.__dict__.pop("renderer", None)
         return fresh
 
     @cached_property

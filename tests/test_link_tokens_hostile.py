@@ -19,18 +19,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
-from markupsafe import escape
 
 from aftersale.core.links import KINDS, MAX_ID, ClockSigner, LinkInvalid, shop_key
 from aftersale.store import shops as shop_store
 from aftersale.store.tables import link_clicks, suppressions
-from aftersale.webhooks.link_pages import TEXTS
+from aftersale.webhooks.link_pages import page_titles
 from tests.helpers import count
 
 DOMAIN = "aftersale-demo.myshopify.com"
 PREFIX = {kind: prefix for kind, (prefix, _) in KINDS.items()}
-INVALID_TITLES = {str(escape(texts["invalid_title"])) for texts in TEXTS.values()}
-EXPIRED_TITLES = {str(escape(texts["expired_title"])) for texts in TEXTS.values()}
+INVALID_TITLES = page_titles("invalid")  # in every language, as the page shows it
+EXPIRED_TITLES = page_titles("expired")
 SHOP = "<the shop's id>"  # replaced by the real id when the payload is signed
 
 

@@ -66,7 +66,21 @@ SHOPIFY_EVENTS = {
     "winback": ("orders/create", "orders__create", "order.created"),
     "satisfaction_survey": ("returns/close", "returns__close", "return.closed"),
 }
-LANGUAGES = ("en", "sr", "ru")
+#: every shipped language (templates/_locales/<lang>/LC_MESSAGES/messages.po, plus English)
+LANGUAGES = ("en", "sr", "ru", "sl", "ro", "az", "de", "fr", "es", "it", "pl")
+GREETINGS = {
+    "en": "Hello Ana,",
+    "sr": "Zdravo Ana,",
+    "ru": "Здравствуйте, Ana!",
+    "sl": "Pozdravljeni, Ana!",
+    "ro": "Bună ziua, Ana,",
+    "az": "Salam, Ana!",
+    "de": "Hallo Ana,",
+    "fr": "Bonjour Ana,",
+    "es": "Hola, Ana:",
+    "it": "Ciao Ana,",
+    "pl": "Dzień dobry, Ana!",
+}
 STOREFRONT = load_storefront(
     {
         "url": "https://kafeterija.example",
@@ -80,6 +94,10 @@ STOREFRONT = load_storefront(
         "survey_url": "https://survey.example/?order={order_name}&score={score}",
     }
 )
+
+
+#: the shop's data (product names), the same in every language
+DATA = {item["title"] for item in ORDER["line_items"]} | {"Horsehair brush"}
 
 
 def shopify_event(template: str):
@@ -98,12 +116,12 @@ def render(template: str, locale: str, category: str = "marketing", storefront=S
     return renderer.render(template, template_context(event, "Kafeterija"), [locale], links)
 
 
-def test_every_built_in_template_is_in_the_table_and_in_three_languages():
+def test_every_built_in_template_is_in_the_table_and_in_every_language():
     names = template_names_in([BUILTIN_TEMPLATES_DIR])
     assert names == set(SHOPIFY_EVENTS)
     renderer = Renderer([BUILTIN_TEMPLATES_DIR])
     for name in names:
-        assert {"sr", "ru"} <= set(renderer.locales(name)), name
+        assert renderer.locales(name) == sorted(set(LANGUAGES) - {"en"}), name
 
 
 @pytest.mark.parametrize("locale", LANGUAGES)
@@ -119,14 +137,20 @@ def test_template_renders_for_a_real_shopify_event(template, locale):
     assert "Kafeterija" in rendered.text
     if locale == "ru":
         assert CYRILLIC.search(rendered.text)
-    else:  # Serbian templates are Latin script, dates and money included
+    else:  # Serbian templates are Latin script, dates and money included; the others too
         assert not CYRILLIC.search(rendered.text + rendered.html + rendered.subject)
     name = ORDER["name"]
     if template not in ("care_tips", "cross_sell", "out_for_delivery", "winback"):
         assert name in rendered.text or name in rendered.subject, "the order is named"
-    greeting = {"en": "Hello Ana,", "sr": "Zdravo Ana,", "ru": "Здравствуйте, Ana!"}[locale]
     assert ORDER["customer"]["first_name"] == "Ana"
-    assert rendered.text.startswith(greeting)
+    assert rendered.text.startswith(GREETINGS[locale])
+    if locale != "en":  # nothing of the English text is left in a translated mail
+        english = render(template, "en")
+        assert rendered.subject != english.subject
+        shared = set(english.text.splitlines()) & set(rendered.text.splitlines())
+        for line in shared:
+            words = re.sub("|".join(map(re.escape, DATA)), "", line)
+            assert not re.search(r"[a-z]{4,} [a-z]{3,}", words), (locale, line)
 
 
 @pytest.mark.parametrize("locale", LANGUAGES)
@@ -136,13 +160,30 @@ def test_money_and_dates_follow_the_language(locale):
     rendered = render("thank_you", locale, "transactional")
     # The promise is the language's grouping, decimal mark and currency position, not one
     # CLDR release's minor units for RSD (0 before Babel 2.19, 2 since): ask Babel.
-    babel_locale = {"en": "en", "sr": "sr_Latn", "ru": "ru"}[locale]
+    babel_locale = "sr_Latn" if locale == "sr" else locale
     total = format_currency(Decimal("4590"), "RSD", locale=babel_locale)
-    assert {"en": "RSD4,590", "sr": "4.590", "ru": "4 590"}[locale] in _spaces(total)
+    grouped = {"en": "RSD4,590", "ru": "4 590", "fr": "4 590", "pl": "4 590"}.get(locale, "4.590")
+    assert grouped in _spaces(total)
     assert _spaces(total) in _spaces(rendered.text)
     confirmation = render("order_confirmation", locale, "transactional")
-    date = {"en": "November 20, 2026", "sr": "20. 11. 2026.", "ru": "20 ноября 2026"}[locale]
-    assert date in confirmation.text
+    assert DATES[locale] in _spaces(confirmation.text)
+
+
+#: 20 November 2026 as each language writes it in a sentence (CLDR long form; Serbian shops
+#: write the medium one; the Russian "г." is left out, the sentence has its own full stop)
+DATES = {
+    "en": "November 20, 2026",
+    "sr": "20. 11. 2026.",
+    "ru": "20 ноября 2026",
+    "sl": "20. november 2026",
+    "ro": "20 noiembrie 2026",
+    "az": "20 noyabr 2026",
+    "de": "20. November 2026",
+    "fr": "20 novembre 2026",
+    "es": "20 de noviembre de 2026",
+    "it": "20 novembre 2026",
+    "pl": "20 listopada 2026",
+}
 
 
 def _spaces(text: str) -> str:
@@ -155,7 +196,14 @@ def test_a_fraction_is_never_dropped_even_in_a_currency_without_minor_units():
     class Ctx(dict):
         pass
 
-    for locale, expected in (("sr", "1.234,50 RSD"), ("ru", "1 234,50 RSD"), ("en", "RSD1,234.50")):
+    for locale, expected in (
+        ("sr", "1.234,50 RSD"),
+        ("ru", "1 234,50 RSD"),
+        ("en", "RSD1,234.50"),
+        ("de", "1.234,50 RSD"),
+        ("fr", "1 234,50 RSD"),
+        ("pl", "1 234,50 RSD"),
+    ):
         shown = money(Ctx(locale=locale), "1234.50", "RSD").replace("\u00a0", " ")
         assert shown.replace("\u202f", " ") == expected
 

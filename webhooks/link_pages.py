@@ -1,117 +1,130 @@
-"""The few small pages a customer sees after clicking a link: in English, Serbian and Russian.
+"""The few small pages a customer sees after clicking a link, in the language of the mail.
 
 They are short on purpose: one sentence on what happened or what will
-happen, and one button at most. A page in the customer's language comes from
-the locale the mail was written in (carried in the link), else the browser's
-Accept-Language, else English.
+happen, and one button at most. Their HTML is ``templates/_pages/`` and their
+words are gettext catalogs (domain ``pages``: ``templates/_locales/pages.pot``
+and a ``pages.po`` per language, read by :mod:`aftersale.core.catalogs` exactly
+as the mail catalogs are), so a page speaks every language the mails do.
+
+The language is the locale the mail was written in (carried in the link), else
+the browser's Accept-Language best match among the languages with a pages
+catalog, else English. The preference centre (``preference_page.py``) renders
+through the same helpers.
 """
 
 from __future__ import annotations
 
-from flask import render_template_string
+import re
+from functools import cache
+from pathlib import Path
 
-TEXTS = {
-    "en": {
-        "confirm_title": "Unsubscribe from {shop}?",
-        "confirm_body": "{email} will no longer get offers and reminders from {shop}. "
-        "Emails about your orders and deliveries will still arrive.",
-        "button": "Unsubscribe",
-        "done_title": "You are unsubscribed",
-        "done_body": "{email} will get no more marketing emails from {shop}. "
-        "Emails about your orders and deliveries will still arrive.",
-        "invalid_title": "This link does not work",
-        "invalid_body": "It may have been cut short or changed on the way. Please open it again "
-        "from the email, or simply reply to the email.",
-        "expired_title": "This link has expired",
-        "expired_body": "Links in our emails work for a limited time. "
-        "Reply to the email and we will gladly help.",
-        "unknown_address_title": "We could not find your address",
-        "unknown_address_body": "Reply to the email with the word 'unsubscribe' and {shop} "
-        "will take you off the list by hand.",
-    },
-    "sr": {
-        "confirm_title": "Odjava sa mejlova prodavnice {shop}?",
-        "confirm_body": "Na adresu {email} više nećemo slati ponude i podsetnike. "
-        "Mejlove o vašim porudžbinama i isporukama i dalje ćete dobijati.",
-        "button": "Odjavi me",
-        "done_title": "Odjavljeni ste",
-        "done_body": "Na adresu {email} prodavnica {shop} više neće slati promotivne mejlove. "
-        "Mejlove o vašim porudžbinama i isporukama i dalje ćete dobijati.",
-        "invalid_title": "Ovaj link ne radi",
-        "invalid_body": "Možda je skraćen ili izmenjen usput. Otvorite ga ponovo iz mejla "
-        "ili jednostavno odgovorite na mejl.",
-        "expired_title": "Ovaj link je istekao",
-        "expired_body": "Linkovi iz naših mejlova važe ograničeno vreme. "
-        "Odgovorite na mejl i rado ćemo vam pomoći.",
-        "unknown_address_title": "Nismo pronašli vašu adresu",
-        "unknown_address_body": "Odgovorite na mejl rečju „odjava” i prodavnica {shop} "
-        "će vas ručno skinuti sa liste.",
-    },
-    "ru": {
-        "confirm_title": "Отписаться от писем магазина {shop}?",
-        "confirm_body": "На адрес {email} больше не будут приходить предложения и напоминания. "
-        "Письма о ваших заказах и доставке будут приходить как прежде.",
-        "button": "Отписаться",
-        "done_title": "Вы отписались",
-        "done_body": "Магазин {shop} больше не будет присылать рекламные письма на {email}. "
-        "Письма о ваших заказах и доставке будут приходить как прежде.",
-        "invalid_title": "Ссылка не работает",
-        "invalid_body": "Возможно, она обрезалась или изменилась по дороге. Откройте её ещё раз "
-        "из письма или просто ответьте на письмо.",
-        "expired_title": "Срок действия ссылки истёк",
-        "expired_body": "Ссылки в наших письмах действуют ограниченное время. "
-        "Ответьте на письмо, и мы с радостью поможем.",
-        "unknown_address_title": "Мы не нашли ваш адрес",
-        "unknown_address_body": "Ответьте на письмо словом «отписаться», и магазин {shop} "
-        "исключит вас из рассылки вручную.",
-    },
-}
+from flask import current_app, has_app_context, has_request_context, request
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-PAGE = """<!doctype html>
-<html lang="{{ lang }}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>{{ title }}</title>
-<style>
-body { font-family: -apple-system, "Segoe UI", Roboto, sans-serif; color: #222;
-       background: #f6f6f4; margin: 0; padding: 48px 16px; }
-main { max-width: 460px; margin: 0 auto; background: #fff; border-radius: 8px; padding: 32px; }
-h1 { font-size: 22px; margin: 0 0 12px; }
-p { line-height: 1.5; }
-button { font-size: 16px; padding: 12px 20px; border: 0; border-radius: 6px;
-         background: #222; color: #fff; cursor: pointer; }
-</style></head>
-<body><main>
-<h1>{{ title }}</h1>
-<p>{{ body }}</p>
-{% if action %}<form method="post" action="{{ action }}">
-<input type="hidden" name="List-Unsubscribe" value="One-Click">
-<button type="submit">{{ button }}</button></form>{% endif %}
-</main></body></html>
-"""
+from aftersale.core import catalogs, logs
+from aftersale.core.config import BUILTIN_TEMPLATES_DIR
+
+log = logs.get_logger("webhooks.link_pages")
+
+#: the language of the msgids, always available
+ENGLISH = "en"
+#: the pages :func:`page` knows; any other name is answered as ``invalid``
+PAGES = ("confirm", "done", "invalid", "expired", "unknown_address")
+_TITLE = re.compile(r"<title>(.*?)</title>", re.S)
 
 
-def page_locale(asked: str | None, accept_languages) -> str:
-    """The token's language if we have it, else the browser's best match, else English."""
+@cache
+def environment() -> Environment:
+    """The pages' Jinja2 environment: our own files (not a shop's), escaped, gettext from
+    the context variable :func:`aftersale.core.catalogs.active` sets per render."""
+    env = Environment(
+        loader=FileSystemLoader(str(BUILTIN_TEMPLATES_DIR / catalogs.PAGES_DIR)),
+        extensions=["jinja2.ext.i18n"],
+        autoescape=True,
+        undefined=StrictUndefined,
+    )
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_callables(
+        catalogs.gettext,
+        catalogs.ngettext,
+        newstyle=True,
+        pgettext=catalogs.pgettext,
+        npgettext=catalogs.npgettext,
+    )
+    return env
+
+
+def _folders() -> list[Path]:
+    """The template search path, highest first: a string in TEMPLATES_DIR's or the rule
+    pack's ``pages.po`` overrides the built-in one, as for the mails."""
+    if has_app_context() and "aftersale" in current_app.extensions:
+        return current_app.extensions["aftersale"].template_dirs
+    return [BUILTIN_TEMPLATES_DIR]
+
+
+def languages() -> list[str]:
+    """English and every language with a built-in pages catalog (complete: the check sees
+    to it). An override folder changes strings of these but adds no language, so a page is
+    never half in one language and half in English."""
+    found = set(catalogs.catalog_files(BUILTIN_TEMPLATES_DIR, catalogs.PAGES_DOMAIN))
+    found.discard(ENGLISH)
+    return [ENGLISH, *sorted(found)]
+
+
+def page_locale(asked: str | None, accept_languages=None) -> str:
+    """The token's language if we have it (``sr-Latn-RS``, then ``sr-latn``, then ``sr``),
+    else the browser's best match, else English."""
+    known = languages()
     if asked:
-        base = asked.lower().replace("_", "-").split("-")[0]
-        if base in TEXTS:
-            return base
+        parts = catalogs.locale_key(asked).split("-")
+        for size in range(len(parts), 0, -1):
+            if (candidate := "-".join(parts[:size])) in known:
+                return candidate
     if accept_languages:
-        return accept_languages.best_match(list(TEXTS)) or "en"
-    return "en"
+        return accept_languages.best_match(known) or ENGLISH
+    return ENGLISH
+
+
+def resolve(locale: str | None) -> str:
+    """:func:`page_locale` with this request's Accept-Language (none outside a request)."""
+    return page_locale(locale, request.accept_languages if has_request_context() else None)
+
+
+def translations(lang: str) -> catalogs.Language:
+    """The pages catalogs of ``lang`` along the search path merged; English (the msgids)
+    when a catalog cannot be read, so a broken override never breaks the page."""
+    paths = [
+        found
+        for folder in reversed(_folders())
+        if (found := catalogs.catalog_files(folder, catalogs.PAGES_DOMAIN).get(lang))
+    ]
+    try:
+        return catalogs.merged(paths)
+    except catalogs.CatalogProblem as exc:
+        log.error("pages.catalog_unreadable", locale=lang, error=str(exc))
+        return catalogs.NO_LANGUAGE
+
+
+def render_page(template: str, locale: str | None, **values) -> str:
+    """``templates/_pages/<template>`` in the resolved language of ``locale``."""
+    lang = resolve(locale)
+    with catalogs.active(translations(lang).translations):
+        return environment().get_template(template).render(lang=lang, **values)
 
 
 def page(name: str, locale: str | None, *, action: str | None = None, **values) -> str:
     """One of ``confirm``, ``done``, ``invalid``, ``expired``, ``unknown_address``."""
-    base = (locale or "en").lower().replace("_", "-").split("-")[0]
-    texts = TEXTS.get(base, TEXTS["en"])
     values = {"shop": "", "email": "", **values}
-    return render_template_string(
-        PAGE,
-        lang=base if base in TEXTS else "en",
-        title=texts[f"{name}_title"].format(**values),
-        body=texts[f"{name}_body"].format(**values),
-        button=texts["button"],
-        action=action,
+    return render_page(
+        "link.html", locale, name=name if name in PAGES else "invalid", action=action, **values
     )
+
+
+def page_titles(name: str) -> set[str]:
+    """The title of page ``name`` in every language, as the HTML shows it (escaped)."""
+    titles = set()
+    for lang in languages():
+        found = _TITLE.search(page(name, lang))
+        if found:
+            titles.add(found.group(1))
+    return titles

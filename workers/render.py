@@ -1,13 +1,20 @@
 """Message templates: sandboxed Jinja2 with strict undefined names, one language per message.
 
 A template is a folder ``<name>/`` with ``subject.txt``, ``body.txt`` and
-optionally ``body.html``, written in English; ``<name>/<locale>/`` holds a
-translation. The language of a message is chosen once per template: the
-customer's locale (``sr-latn``, then ``sr``), then the shop's default, then
-English, taking the first whose ``subject.txt`` exists on the search path
-(TEMPLATES_DIR, the rule pack's ``templates/``, the built-in ones). Every
-file of the message then comes from that language, so a translation without
-``body.html`` never gets an English HTML part.
+optionally ``body.html``, written once, in English, with its text inside
+``{% trans %}`` blocks and ``_()`` calls (Jinja2's i18n extension). The
+translations are gettext catalogs, one ``.po`` per language in ``_locales/``
+(see :mod:`workers.catalogs` and docs/translations.md). The language of a
+message is chosen once per template: the customer's locale (``sr-latn``, then
+``sr``), then the shop's default, then English, taking the first language that
+translates every string the template uses. A folder ``<name>/<locale>/`` with
+its own ``subject.txt`` (a full copy in that language, as rule packs made them
+before catalogs) still counts and is used as it is.
+
+Search path: TEMPLATES_DIR, the rule pack's ``templates/``, the built-in ones;
+for a shop, each folder's ``_shops/<shop domain>/`` comes before all of them, so
+one file (``_layout/email.html``, ``review_invite/subject.txt``) or a ``.po`` with
+only the changed strings replaces the built-in one for that shop alone.
 
 Names: a name the event model does not know (``order.totl_price``) is an
 error, found when the rules load (see :mod:`workers.template_check`); a known
@@ -25,19 +32,24 @@ from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, meta
+from jinja2.ext import GETTEXT_FUNCTIONS, extract_from_ast
 from jinja2.sandbox import SandboxedEnvironment
 
+from aftersale.core import logs
 from aftersale.core.events import FIELDS
+from aftersale.workers import catalogs
 from aftersale.workers.template_filters import FILTERS, LINKS_KEY
+from aftersale.workers.template_recommend import recommendations
 
 FILES = ("subject.txt", "body.txt", "body.html")
 #: canonical fields that are lists: a missing one is an empty list, so loops just run zero times
 LIST_FIELDS = frozenset(
     {"line_items", "tags", "tracking_numbers", "tracking_urls", "discount_codes", "ids"}
 )
-#: the language of the files directly in a template's folder
+#: the language templates are written in (their msgids)
 BASE_LOCALE = "en"
+log = logs.get_logger("workers.render")
 
 
 class TemplateProblem(Exception):
@@ -53,43 +65,72 @@ class Rendered:
     html: str | None
 
 
+def make_environment(search: list[Path]) -> SandboxedEnvironment:
+    """The sandbox every message renders in; ``{% trans %}`` text is trimmed (one line per
+    paragraph in the catalog, as ``trimmed = true`` in babel.cfg extracts it)."""
+    env = SandboxedEnvironment(
+        loader=FileSystemLoader([str(f) for f in search]),
+        extensions=["jinja2.ext.i18n"],
+        undefined=StrictUndefined,
+        autoescape=lambda name: bool(name and name.endswith(".html")),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        finalize=_blank_none,
+    )
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_callables(
+        catalogs.gettext,
+        catalogs.ngettext,
+        newstyle=True,
+        pgettext=catalogs.pgettext,
+        npgettext=catalogs.npgettext,
+    )
+    env.filters.update(FILTERS)
+    env.globals.update(cross_sell=FILTERS["cross_sell"], replenishable=FILTERS["replenishable"])
+    env.globals["recommendations"] = recommendations  # learned from orders (issue 25)
+    return env
+
+
 class Renderer:
     def __init__(self, folders: list[Path]):
         self.folders = [Path(f) for f in folders]
-        self.env = SandboxedEnvironment(
-            loader=FileSystemLoader([str(f) for f in self.folders]),
-            undefined=StrictUndefined,
-            autoescape=lambda name: bool(name and name.endswith(".html")),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=False,
-            finalize=_blank_none,
-        )
-        self.env.filters.update(FILTERS)
-        self.env.globals.update(
-            cross_sell=FILTERS["cross_sell"], replenishable=FILTERS["replenishable"]
-        )
+        self.env = make_environment(self.folders)
+        self._envs: dict[str, SandboxedEnvironment] = {}
+        self._languages: dict[tuple, catalogs.Language] = {}
+        self._msgids: dict[tuple, frozenset] = {}
+        self._files: dict[tuple, tuple] = {}
+        self._reported: set[tuple] = set()
+        self._found: dict[tuple, object] = {}
 
-    def exists(self, name: str) -> bool:
-        return self._has(f"{name}/subject.txt")
+    def exists(self, name: str, shop: str | None = None) -> bool:
+        return self._has(f"{name}/subject.txt", shop)
 
-    def locales(self, name: str) -> list[str]:
-        """The translations a template has (besides the English files in its folder)."""
+    def shops(self) -> list[str]:
+        """Shop domains with an override folder (``_shops/<domain>/``) on the search path."""
         found = set()
         for folder in self.folders:
+            base = folder / catalogs.SHOPS_DIR
+            if base.is_dir():
+                found.update(c.name for c in base.iterdir() if c.is_dir())
+        return sorted(d for d in found if catalogs.SHOP_NAME.match(d))
+
+    def locales(self, name: str, shop: str | None = None) -> list[str]:
+        """The languages a template is fully translated into, besides English."""
+        candidates = set(self._catalog_locales(shop))
+        for folder in self._search(shop):
             base = folder / name
             if base.is_dir():
-                found.update(
-                    child.name for child in base.iterdir() if (child / "subject.txt").exists()
-                )
-        return sorted(found)
+                candidates.update(c.name for c in base.iterdir() if (c / "subject.txt").exists())
+        candidates.discard(BASE_LOCALE)
+        return sorted(c for c in candidates if self._available(name, c, shop))
 
-    def choose_locale(self, name: str, locales: list[str]) -> str | None:
+    def choose_locale(self, name: str, locales: list[str], shop: str | None = None) -> str | None:
         """The first of ``locales`` the template is translated into; None means English."""
         for locale in locales:
             if locale == BASE_LOCALE:
                 return None
-            if self._has(f"{name}/{locale}/subject.txt"):
+            if self._available(name, locale, shop):
                 return locale
         return None
 
@@ -98,28 +139,38 @@ class Renderer:
 
         Args:
             name: the template folder.
-            context: subjects of the event plus ``shop``, ``action`` (as workers build it).
+            context: subjects of the event plus ``shop``, ``action`` (as workers build it);
+                ``shop.domain`` picks the shop's overrides.
             locales: preferred languages, most wanted first (see :func:`locale_candidates`).
             links: the message's :class:`~workers.message_links.MessageLinks`; link filters
                 need it.
 
         Raises:
-            TemplateProblem: missing files, or a file does not render; names the file.
+            TemplateProblem: missing files, a file does not render, or a catalog does not
+                read; names the file.
         """
-        if not self.exists(name):
+        shop = (context.get("shop") or {}).get("domain")
+        if not self.exists(name, shop):
             raise TemplateProblem(f"template {name!r} not found (it needs subject.txt)")
-        locale = self.choose_locale(name, locales)
-        folder = f"{name}/{locale}" if locale else name
+        try:
+            locale = self.choose_locale(name, locales, shop)
+            strings = self.language(locale or BASE_LOCALE, shop)
+        except catalogs.CatalogProblem as exc:
+            raise TemplateProblem(str(exc)) from exc
+        folder = f"{name}/{locale}" if locale and self._copied(name, locale, shop) else name
         language = locale or BASE_LOCALE
         ctx = complete_context(context)
         ctx["locale"] = language
         ctx["message"] = {"marketing": False, "template": name}
+        ctx["preferences_url"] = ""  # the preference centre, in marketing mail only
         if links is not None:
             links = links.with_locale(language)
             ctx[LINKS_KEY] = links
             ctx["message"]["marketing"] = links.marketing
+            ctx["preferences_url"] = links.preferences() if links.marketing else ""
             ctx["storefront"] = links.site.summary()
-        parts = {file: self._render_file(f"{folder}/{file}", ctx) for file in FILES}
+        with catalogs.active(strings.translations):
+            parts = {file: self._render_file(f"{folder}/{file}", ctx, shop) for file in FILES}
         if parts["body.txt"] is None and parts["body.html"] is None:
             raise TemplateProblem(f"template {folder!r} needs body.txt or body.html")
         subject = " ".join(parts["subject.txt"].split())
@@ -128,25 +179,144 @@ class Renderer:
         )
         return Rendered(name, language, subject, tidy_text(text), parts["body.html"])
 
-    def _render_file(self, path: str, ctx: dict) -> str | None:
-        if not self._has(path):
+    def language(self, locale: str, shop: str | None = None) -> catalogs.Language:
+        """The catalogs of ``locale`` along the search path merged, the shop's on top."""
+        key = (locale, shop)
+        if key not in self._languages:
+            paths = [
+                found
+                for folder in reversed(self._search(shop))
+                if (found := catalogs.catalog_files(folder).get(locale))
+            ]
+            self._languages[key] = catalogs.merged(paths)
+        return self._languages[key]
+
+    def environment(self, shop: str | None = None) -> SandboxedEnvironment:
+        """The shop's sandbox: its override folders first on the loader's path."""
+        search = self._search(shop)
+        if search == self.folders:
+            return self.env
+        if shop not in self._envs:
+            self._envs[shop] = make_environment(search)
+        return self._envs[shop]
+
+    def messages(self, name: str, shop: str | None = None) -> frozenset:
+        """Every message (``(context, msgid)``) the template's files and the files they name
+        (layout, macros) use."""
+        key = (name, shop)
+        if key not in self._msgids:
+            found: set = set()
+            todo = [f"{name}/{file}" for file in FILES]
+            seen: set[str] = set()
+            while todo:
+                path = todo.pop()
+                if path in seen or not self._has(path, shop):
+                    continue
+                seen.add(path)
+                used, named = self._file_messages(path, shop)
+                found.update(used)
+                todo.extend(named)
+            self._msgids[key] = frozenset(found)
+        return self._msgids[key]
+
+    def _file_messages(self, path: str, shop: str | None) -> tuple[frozenset, tuple]:
+        """One file's messages and the files it names, parsed once per search path (the
+        layout and macros are shared by every template)."""
+        key = (tuple(self._search(shop)), path)
+        if key not in self._files:
+            env = self.environment(shop)
+            try:
+                tree = env.parse(env.loader.get_source(env, path)[0])
+            except TemplateError as exc:
+                where = f"{path}:{exc.lineno}" if getattr(exc, "lineno", None) else path
+                raise TemplateProblem(f"{where}: {exc}") from exc
+            calls = extract_from_ast(tree, GETTEXT_FUNCTIONS)
+            used = frozenset(m for _, func, msg in calls if (m := _msgid(func, msg)))
+            named = tuple(p for p in meta.find_referenced_templates(tree) if p is not None)
+            self._files[key] = (used, named)
+        return self._files[key]
+
+    def _available(self, name: str, locale: str, shop: str | None) -> bool:
+        if self._copied(name, locale, shop):
+            return True
+        if locale not in self._catalog_locales(shop):
+            return False
+        used = self.messages(name, shop)
+        missing = used - self.language(locale, shop).known
+        if used and missing and (name, locale, shop) not in self._reported:
+            # said once per process: the mail goes out whole in the next language meanwhile
+            self._reported.add((name, locale, shop))
+            log.warning(
+                "template.translation_incomplete",
+                template=name,
+                locale=locale,
+                shop=shop,
+                missing=len(missing),
+                first=str(sorted(missing, key=str)[0][1])[:80],
+            )
+        return bool(used) and not missing
+
+    def _copied(self, name: str, locale: str, shop: str | None) -> bool:
+        """A full copy of the template in ``<name>/<locale>/`` (the way before catalogs)."""
+        return self._has(f"{name}/{locale}/subject.txt", shop)
+
+    def _catalog_locales(self, shop: str | None) -> set[str]:
+        """Languages with a catalog on the shop's search path (looked up once per process,
+        like the catalogs themselves: a new language is picked up on the next start)."""
+        if ("locales", shop) not in self._found:
+            found: set[str] = set()
+            for folder in self._search(shop):
+                found.update(catalogs.catalog_files(folder))
+            self._found[("locales", shop)] = found
+        return self._found[("locales", shop)]
+
+    def _search(self, shop: str | None) -> list[Path]:
+        """The shop's override folders that exist, then the search path."""
+        if ("search", shop) not in self._found:
+            own = [catalogs.shop_folder(f, shop) for f in self.folders]
+            found = [f for f in own if f is not None and f.is_dir()]
+            self._found[("search", shop)] = found + self.folders
+        return self._found[("search", shop)]
+
+    def _render_file(self, path: str, ctx: dict, shop: str | None) -> str | None:
+        if not self._has(path, shop):
             return None
         try:
-            return self.env.get_template(path).render(ctx)
+            return self.environment(shop).get_template(path).render(ctx)
         except TemplateError as exc:
             where = f"{path}:{exc.lineno}" if getattr(exc, "lineno", None) else path
             raise TemplateProblem(f"{where}: {exc}") from exc
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            # A value of an unexpected type (a string where a number goes): the template's
-            # fault, and sending again will not fix it, so say where.
+        except (TypeError, ValueError, ArithmeticError, KeyError) as exc:
+            # A value of an unexpected type (a string where a number goes), or a translation
+            # naming a placeholder the template does not pass: the template's or the
+            # catalog's fault, and sending again will not fix it, so say where.
             raise TemplateProblem(f"{path}: {type(exc).__name__}: {exc}") from exc
 
-    def _has(self, path: str) -> bool:
+    def _has(self, path: str, shop: str | None = None) -> bool:
+        """Whether the file is on the shop's search path.
+
+        Asked through Jinja's template cache (one ``stat`` to see the file is
+        unchanged) rather than by reading the file: a mail asked this five
+        times, and reading was a tenth of its render time. A file that does
+        not compile exists; rendering it says what is wrong.
+        """
+        env = self.environment(shop)
         try:
-            self.env.loader.get_source(self.env, path)
+            env.get_template(path)
         except TemplateNotFound:
             return False
+        except TemplateError:
+            return True
         return True
+
+
+def _msgid(func: str, message) -> tuple | None:
+    """A message as catalogs key it: ``(context, msgid)``, a plural msgid being a pair."""
+    parts = [message] if isinstance(message, str) else [m for m in message if isinstance(m, str)]
+    context = parts.pop(0) if func in ("pgettext", "npgettext") and parts else None
+    if func in ("ngettext", "npgettext") and len(parts) >= 2:
+        return (context, tuple(parts[:2]))
+    return (context, parts[0]) if parts else None
 
 
 def locale_candidates(*locales: str | None) -> list[str]:

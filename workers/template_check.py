@@ -1,7 +1,8 @@
 """Template problems found when the rules load, not when a customer's mail is due.
 
 Every template a rule's step names is rendered, in every language it is
-translated into, against sample contexts of each event kind the rule listens
+translated into (and again for each shop with its own overrides in
+``_shops/<domain>/``), against sample contexts of each event kind the rule listens
 to: one where every canonical field has a plausible value, and one where
 only ids are known (as when a platform withholds customer data). A name the
 event model does not have (``order.totl_price``, or ``fulfillment`` in a rule
@@ -20,10 +21,12 @@ from aftersale.core.events import FIELDS, subjects_of
 from aftersale.core.links import LinkSigner
 from aftersale.rules import RuleError, RuleSet, RulesInvalid, load_rules
 from aftersale.rules.loader import template_names_in
+from aftersale.workers.catalogs import CatalogProblem
 from aftersale.workers.message_links import MessageLinks
 from aftersale.workers.render import BASE_LOCALE, LIST_FIELDS, Renderer, TemplateProblem
 
 SAMPLE_TIME = "2026-11-20T09:15:03Z"
+SAMPLE_SHOP = "example.myshopify.com"
 #: a signer for sample links only; its tokens are never served
 CHECK_SIGNER = LinkSigner(("template-check",), "https://aftersale.invalid")
 
@@ -69,32 +72,40 @@ def first_problem(renderer, signer, ruleset, name: str, kind: str, category: str
         category=category,
         reply_to=ruleset.settings.reply_to,
     )
-    for locale in [BASE_LOCALE, *renderer.locales(name)]:
-        for context in (sample_context(kind), sparse_context(kind)):
-            try:
-                renderer.render(name, context, [locale], links)
-            except TemplateProblem as exc:
-                return f"{exc} (rendering for {kind}, {locale})"
+    # each shop with its own files or strings (``_shops/<domain>/``) renders its own way
+    for shop in [None, *renderer.shops()]:
+        try:
+            locales = renderer.locales(name, shop)
+        except CatalogProblem as exc:
+            return str(exc)
+        for locale in [BASE_LOCALE, *locales]:
+            for context in (sample_context(kind, shop), sparse_context(kind, shop)):
+                try:
+                    renderer.render(name, context, [locale], links)
+                except TemplateProblem as exc:
+                    for_shop = f", shop {shop}" if shop else ""
+                    return f"{exc} (rendering for {kind}, {locale}{for_shop})"
     return None
 
 
-def sample_context(kind: str) -> dict:
+def sample_context(kind: str, shop: str | None = None) -> dict:
     """What templates see for an event of ``kind`` where every field has a value."""
     ctx = {subject: _sample(FIELDS[subject], subject) for subject in subjects_of(kind)}
-    return _with_envelope(ctx, kind)
+    return _with_envelope(ctx, kind, shop)
 
 
-def sparse_context(kind: str) -> dict:
+def sparse_context(kind: str, shop: str | None = None) -> dict:
     """The same event when the platform told only ids (protected customer data, late orders)."""
     ctx = {subject: {"id": "1"} for subject in subjects_of(kind)}
-    return _with_envelope(ctx, kind)
+    return _with_envelope(ctx, kind, shop)
 
 
-def _with_envelope(ctx: dict, kind: str) -> dict:
+def _with_envelope(ctx: dict, kind: str, shop: str | None) -> dict:
     ctx["event"] = {"kind": kind, "occurred_at": SAMPLE_TIME, "key": "1"}
-    ctx["shop"] = {"domain": "example.myshopify.com", "name": "Example Shop"}
+    ctx["shop"] = {"domain": shop or SAMPLE_SHOP, "name": "Example Shop"}
     ctx["action"] = {"id": 0, "rule": "sample"}
     ctx["steps"] = {}
+    ctx["digest"] = []  # the events a digest folded (rules/pipeline.py template_context)
     return ctx
 
 

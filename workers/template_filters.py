@@ -17,8 +17,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency, format_decimal, get_currency_precision
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_currency_precision,
+)
 from jinja2 import TemplateRuntimeError, pass_context
+from markupsafe import Markup
 
 from aftersale.core.events import parse_time
 from aftersale.core.storefront import handleize
@@ -27,6 +33,9 @@ from aftersale.core.storefront import handleize
 #: CLDR's plain ``sr`` is Cyrillic, so dates and money would not match the text around them
 FORMAT_LOCALES = {"sr": "sr_Latn", "sr-latn": "sr_Latn", "sr-cyrl": "sr_Cyrl"}
 LINKS_KEY = "_links"
+#: the date format a plain ``| date`` uses: CLDR's long form, except where shops of that
+#: language write dates otherwise (Serbian mail says ``20. 11. 2026.``, the medium form)
+DATE_FORMATS = {"sr": "medium"}
 
 
 class MissingLinks(TemplateRuntimeError):
@@ -73,6 +82,22 @@ def _currency(value: Decimal, currency: str, locale: str) -> str:
 
 
 @pass_context
+def percent(ctx, value):
+    """A percentage given in percent (``10`` -> ``10%`` in English, ``10 %`` in German)."""
+    if value is None or value == "":
+        return ""
+    fraction = Decimal(str(value)) / 100
+    locale = babel_locale(ctx.get("locale"))
+    return format_percent(fraction, locale=locale, decimal_quantization=False)
+
+
+def strong(value):
+    """``<strong>value</strong>`` (escaped) for a value set inside a translated sentence:
+    ``_("Tracking number: %(number)s", number=n | strong)`` keeps one msgid for both parts."""
+    return Markup("<strong>{}</strong>").format("" if value is None else value)
+
+
+@pass_context
 def number(ctx, value):
     if value is None or value == "":
         return ""
@@ -97,11 +122,12 @@ def _local(ctx, moment: datetime) -> datetime:
 
 
 @pass_context
-def date(ctx, value, format: str = "long"):
+def date(ctx, value, format: str | None = None):
     moment = _moment(value)
     if moment is None:
         return ""
     locale = babel_locale(ctx.get("locale"))
+    format = format or DATE_FORMATS.get(locale.language, "long")
     text = format_date(_local(ctx, moment).date(), format=format, locale=locale)
     # CLDR's Russian long date ends in "г." and templates end their sentence themselves
     # ("до 7 декабря 2026 г.."): the year needs no abbreviation there.
@@ -173,6 +199,12 @@ def help_link(ctx, order=None):
 def unsubscribe_link(ctx, _subject=None):
     """Signed one-click unsubscribe link for this message's recipient (``/u/``)."""
     return _links(ctx).unsubscribe()
+
+
+@pass_context
+def preferences_link(ctx, _subject=None):
+    """Signed link to the preference centre (``/p/``): keep or mute each marketing sub-category."""
+    return _links(ctx).preferences()
 
 
 @pass_context
@@ -252,11 +284,14 @@ FILTERS = {
     "line_total": line_total,
     "slug": lambda value: handleize(str(value or "")),
     "number": number,
+    "percent": percent,
+    "strong": strong,
     "date": date,
     "datetime": datetime_,
     "review_link": review_link,
     "help_link": help_link,
     "unsubscribe_link": unsubscribe_link,
+    "preferences_link": preferences_link,
     "tracking_link": tracking_link,
     "product_url": product_url,
     "returns_link": returns_link,
