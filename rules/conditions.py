@@ -94,7 +94,28 @@ class Not(Condition):
         return not self.child(ctx)
 
     def explain(self, ctx):
-        return f"not ({self.text}) failed: it holds" if self.child(ctx) else None
+        if not self.child(ctx):
+            return None
+        seen = "; ".join(
+            f"{check.path}: actual {_shown(resolve(ctx, check.keys))}"
+            for check in _checks(self.child)
+        )
+        return f"not ({self.text}) failed: it holds" + (f" ({seen})" if seen else "")
+
+
+def _checks(condition) -> list:
+    """The :class:`Check` leaves under a condition, to show what a ``not`` saw."""
+    if isinstance(condition, Check):
+        return [condition]
+    children = list(getattr(condition, "children", ()) or ())
+    child = getattr(condition, "child", None)
+    if child is not None:
+        children.append(child)
+    return [leaf for c in children for leaf in _checks(c)]
+
+
+def _shown(values: list) -> str:
+    return "missing" if not values else repr(values[0] if len(values) == 1 else values)
 
 
 class Check(Condition):
@@ -116,8 +137,7 @@ class Check(Condition):
         values = resolve(ctx, self.keys)
         if self.test(values, ctx):
             return None
-        actual = "missing" if not values else repr(values[0] if len(values) == 1 else values)
-        return f"{self.path} {self.op} {self.operand!r}: actual {actual}"
+        return f"{self.path} {self.op} {self.operand!r}: actual {_shown(values)}"
 
     def __repr__(self):
         return f"{self.path} {self.op} {self.operand!r}"

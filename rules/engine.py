@@ -7,13 +7,14 @@ an event grows with the rules for its kind, not with all rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from aftersale.core.events import Event, parse_time
-from aftersale.core.steps import MESSAGE_STEPS
+from aftersale.rules import timing
 from aftersale.rules.conditions import resolve
 from aftersale.rules.model import Rule, RuleSet, Step
+from aftersale.rules.timing import recipient_zone, release_at
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,12 @@ class PlannedAction:
     deadline_at: datetime | None = None  # ``late: {skip_after}``: skipped when run after this
     #: ``wait_for``: the action waits for these events; ``due_at`` is then the timeout
     waiting: dict | None = None
+    #: ``digest``: the key of the digest this action joins (rule, order or customer)
+    digest_key: str | None = None
+    #: ``digest``: when the window that this event would open closes
+    digest_closes_at: datetime | None = None
+    #: the recipient's time zone the due time was read in
+    zone: str | None = None
 
     @property
     def category(self) -> str:
@@ -65,10 +72,16 @@ def plan(ruleset: RuleSet, event: Event, now: datetime) -> list[PlannedAction]:
                 "on_timeout": rule.wait_for["on_timeout"],
                 "wait_seconds": int(rule.wait.total_seconds()),
             }
+        digest_key, closes_at = digest_of(rule, event)
+        if digest_key is not None:
+            subject = f"digest:{event.kind}:{event.key}"  # each event may open a digest
+            due_at = closes_at + rule.wait
+        settings = ruleset.settings_for(event.shop)
+        zone = recipient_zone(event.order, event.customer, settings.timezone, due_at)
         for step in rule.steps:
             step_due = due_at
-            if waiting is None and step.type in MESSAGE_STEPS and rule.honours_quiet_hours():
-                step_due = after_quiet_hours(step_due, ruleset.settings_for(event.shop))
+            if waiting is None:
+                step_due = release_at(rule, settings, step_due, zone, step.type)
             planned.append(
                 PlannedAction(
                     rule,
@@ -77,9 +90,24 @@ def plan(ruleset: RuleSet, event: Event, now: datetime) -> list[PlannedAction]:
                     f"{rule.name}|{subject}|{step.index}",
                     step_due + rule.skip_after if rule.skip_after is not None else None,
                     waiting,
+                    digest_key,
+                    closes_at,
+                    zone,
                 )
             )
     return planned
+
+
+def digest_of(rule: Rule, event: Event) -> tuple[str | None, datetime | None]:
+    """``digest``: (the key events of one message share, when this event's window closes);
+    (None, None) without a digest or when the event has no such order or customer."""
+    if rule.digest is None:
+        return None, None
+    key = rule.digest["key"]
+    ref = event.order_ref if key == "order" else event.customer_ref
+    if not ref:
+        return None, None
+    return f"{rule.name}|{key}:{ref}", event.occurred_at + rule.digest["window"]
 
 
 def due_time(rule: Rule, event: Event, ctx: dict) -> datetime:
@@ -99,25 +127,14 @@ def due_time(rule: Rule, event: Event, ctx: dict) -> datetime:
                     return moment + rule.wait
                 except OverflowError:  # a date near year 9999 in the payload
                     continue
+        if rule.wait_fallback is not None:  # repurchase_due without a trusted cycle
+            return event.occurred_at + rule.wait_fallback
     return event.occurred_at + rule.wait
 
 
 def after_quiet_hours(moment: datetime, settings) -> datetime:
-    """``moment``, or the end of the shop's quiet hours when it falls inside them."""
-    if not settings.quiet_hours:
-        return moment
-    start, end = settings.quiet_hours
-    zone = ZoneInfo(settings.timezone)
-    local = moment.astimezone(zone)
-    clock = local.timetz().replace(tzinfo=None)
-    overnight = start > end  # e.g. 21:00-08:00
-    inside = (clock >= start or clock < end) if overnight else (start <= clock < end)
-    if not inside:
-        return moment
-    day = local.date()
-    if overnight and clock >= start:
-        day += timedelta(days=1)
-    return datetime.combine(day, end, tzinfo=zone).astimezone(UTC)
+    """``moment``, or the end of the shop's quiet hours (in the shop's zone) when inside."""
+    return timing.after_quiet_hours(moment, settings.quiet_hours, ZoneInfo(settings.timezone))
 
 
 def explain(ruleset: RuleSet, event: Event, now: datetime) -> list[Verdict]:

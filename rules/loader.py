@@ -8,15 +8,19 @@ edit never replaces a good rule set half-way.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
 from marshmallow import ValidationError
 
+from aftersale.core.dkim import DkimKey, DkimKeyError, load_key
 from aftersale.rules.compiler import ConditionErrors, check_field_path, compile_condition
 from aftersale.rules.errors import Invalid, RuleError, RulesInvalid, format_path, suggest
 from aftersale.rules.model import Rule, RuleSet, Settings, Step
+from aftersale.rules.repurchase import REPURCHASE_DUE
 from aftersale.rules.schema import RuleSchema, SettingsSchema
 from aftersale.rules.source import Document, SyntaxProblem, load_document
 from aftersale.rules.step_schemas import load_step
@@ -94,6 +98,7 @@ def _load_settings(folder: Path, errors: list[RuleError]) -> Settings | None:
         errors.extend(_schema_errors(document, (), exc.messages, "settings", SettingsSchema))
         return None
     overrides = values.pop("shops")
+    values["dkim"] = _dkim_key(folder, document, ("dkim",), values["dkim"], errors)
     base = _settings(values)
     per_shop = {}
     for domain, raw in overrides.items():
@@ -110,15 +115,34 @@ def _load_settings(folder: Path, errors: list[RuleError]) -> Settings | None:
             errors.extend(_schema_errors(document, where, exc.messages, "settings", SettingsSchema))
             continue
         merged.pop("shops")
+        if "dkim" in raw:
+            merged["dkim"] = _dkim_key(folder, document, (*where, "dkim"), merged["dkim"], errors)
+        else:
+            merged["dkim"] = base.dkim
         per_shop[domain.lower()] = _settings(merged)
     return replace(base, per_shop=per_shop)
+
+
+def _dkim_key(folder: Path, document: Document, where: tuple, values, errors) -> DkimKey | None:
+    """A ``dkim:`` mapping's key, read now so a missing or bad key file is a load error."""
+    if values is None:
+        return None
+    key_file = Path(values["key_file"]).expanduser()
+    names = {name: f"{format_path(where)}.{name}" for name in ("domain", "selector", "key_file")}
+    try:
+        return load_key(values["domain"], values["selector"], folder / key_file, names=names)
+    except DkimKeyError as exc:
+        errors.append(document.error(where, str(exc), "settings"))
+        return None
 
 
 def _settings(values: dict) -> Settings:
     quiet = values.pop("quiet_hours")
     cap = values.pop("frequency_cap")
+    woocommerce = values.pop("woocommerce")
     return Settings(
         **values,
+        platforms={"woocommerce": woocommerce} if woocommerce else {},
         quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
         frequency_cap=(cap["max"], cap["per"]) if cap else None,
     )
@@ -173,7 +197,7 @@ def _load_rule(
         errors.extend(_at(document, (index, "if", *p.path), label, p.message) for p in exc.problems)
     steps = _load_steps(document, index, raw.get("do"), templates, label, errors)
     until = raw.get("wait", {}).get("until") if isinstance(raw.get("wait"), dict) else None
-    if isinstance(until, str) and until:
+    if isinstance(until, str) and until and until != REPURCHASE_DUE:
         try:
             check_field_path(until)
         except Invalid as exc:
@@ -187,21 +211,36 @@ def _load_rule(
         on=values["on"],
         condition=condition,
         steps=tuple(steps),
-        category=values["category"],
+        category=values["category"][0],
+        subcategory=values["category"][1],
         wait=values["wait"]["offset"],
         wait_until=tuple(values["wait"]["until"].split(".")) if values["wait"]["until"] else None,
-        cancel_on=frozenset(values["cancel_on"]),
+        cancel_on=frozenset(values["cancel_on"]["order"]),
+        cancel_on_customer=frozenset(values["cancel_on"]["customer"]),
+        recheck=values["recheck"],
+        on_disable=values["on_disable"],
+        send_at=values["send_at"],
+        digest=values["digest"],
+        version=rule_version(raw),
         once_per=values["once_per"]["subject"],
         once_within=values["once_per"]["within"],
         skip_after=values["late"],
         quiet_hours=values["quiet_hours"],
         on_cap=values["on_cap"],
         wait_for=values["wait_for"],
+        wait_fallback=values["wait"].get("fallback"),
         mode=values["mode"],
         enabled=values["enabled"],
         shops=frozenset(s.lower() for s in values["shops"]),
         source=f"{document.file}:{line}",
     )
+
+
+def rule_version(raw: dict) -> str:
+    """A short hash of a rule's definition: actions record it, so an operator can tell
+    which version of a rule planned a pending action (a moved rule keeps its version)."""
+    text = json.dumps(raw, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _load_steps(document, index, raw_steps, templates, label, errors) -> list[Step]:

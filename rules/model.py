@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from aftersale.core.platform import DeliverySettings
 from aftersale.core.storefront import Storefront
 from aftersale.rules.conditions import Condition
 from aftersale.rules.history import uses_history
+from aftersale.rules.recommend_settings import RecommendSettings
 
 ONCE_PER = ("event", "order", "fulfillment", "customer")
-CATEGORIES = ("transactional", "marketing")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,29 @@ class Rule:
     #: a second trigger for the same subject while one is pending: ignore it (single),
     #: replace the pending action (restart), or plan another beside it (queued)
     mode: str = "single"
+    #: marketing only: what the preference centre lets a customer mute (core/preferences.py)
+    subcategory: str | None = None
+    # -- issue 22: rules keep their promises (docs/rules.md) --
+    #: re-evaluate ``if`` just before a delayed send (``recheck: false`` turns it off)
+    recheck: bool = True
+    #: what a disabled or removed rule's pending actions do: ``drain`` (send) or ``cancel``
+    on_disable: str = "drain"
+    #: ``cancel_on`` entries with ``scope: customer``: kinds cancelling on any order
+    cancel_on_customer: frozenset[str] = frozenset()
+    #: ``send_at``: a local slot and weekdays (rules.timing.SendWindow); None: any time
+    send_at: object | None = None
+    #: ``digest``: {"window": timedelta, "key": "order" | "customer"}; None: one per event
+    digest: dict | None = None
+    #: a short hash of the rule's definition; actions record the version that planned them
+    version: str = ""
+    #: ``wait: {until: repurchase_due, fallback: 30d}``: the wait when the ``until`` field is
+    #: missing (no trusted repurchase cycle), counted from the event (rules/repurchase.py)
+    wait_fallback: timedelta | None = None
+
+    @property
+    def category_label(self) -> str:
+        """``marketing/review_requests`` or ``transactional``, as rule files write it."""
+        return f"{self.category}/{self.subcategory}" if self.subcategory else self.category
 
     def honours_quiet_hours(self) -> bool:
         return self.quiet_hours if self.quiet_hours is not None else self.category == "marketing"
@@ -74,6 +98,21 @@ class Settings:
     quiet_hours: tuple | None = None
     #: (max, per): at most ``max`` marketing messages per customer within ``per``
     frequency_cap: tuple | None = None
+    #: the DKIM key (aftersale.core.dkim.DkimKey) mail from this shop is signed with, when the
+    #: shop sends from its own domain; None: the deployment's DKIM_* key, if any
+    dkim: object | None = None
+    #: the legal basis for marketing messages: "explicit" (the customer's consent) or
+    #: "existing_customers" (soft opt-in: customers who bought, unless they opted out)
+    consent: str = "explicit"
+    #: platform -> its connector's options (``DeliveryMeta.options``), e.g. WooCommerce's
+    #: plugin meta keys: {"woocommerce": {"customer_meta": MetaKeys(...)}}
+    platforms: dict = field(default_factory=dict)
+    #: what the store's order statuses mean, and estimated delivery (rules/delivery.py)
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    #: the shop's logo for templates (``shop.logo_url``)
+    logo_url: str | None = None
+    #: the goes-with model and repurchase cycles (rules/recommend_settings.py)
+    recommend: RecommendSettings = field(default_factory=RecommendSettings)
     #: shop domain -> the Settings that shop gets (this one with its overrides applied)
     per_shop: dict = field(default_factory=dict)
 
@@ -137,7 +176,9 @@ class RuleSet:
 
     @property
     def cancelling_kinds(self) -> frozenset[str]:
-        return frozenset(kind for rule in self.rules for kind in rule.cancel_on)
+        return frozenset(
+            kind for rule in self.rules for kind in rule.cancel_on | rule.cancel_on_customer
+        )
 
 
 EMPTY_RULESET = RuleSet.build((), Settings())

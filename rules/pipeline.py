@@ -18,8 +18,11 @@ from aftersale.connectors import get_connector
 from aftersale.connectors.base import DeliveryMeta, Normalized, OrderState
 from aftersale.core import logs
 from aftersale.core.events import Event
-from aftersale.rules.engine import PlannedAction, plan
+from aftersale.rules import catalog_facts, estimates, verdicts
+from aftersale.rules.engine import PlannedAction, once_subject, plan
 from aftersale.rules.history import customer_history, with_history
+from aftersale.rules.recipients import email_for
+from aftersale.rules.timing import recipient_zone, release_at
 from aftersale.store import events as event_store
 from aftersale.store import planning
 from aftersale.store import state as state_store
@@ -41,6 +44,7 @@ class Handled:
     created: list[tuple[int, str]] = field(default_factory=list)  # (action id, status)
     cancelled: list[int] = field(default_factory=list)
     released: list[int] = field(default_factory=list)
+    joined: list[int] = field(default_factory=list)  # open digests this event joined
 
     @property
     def due(self) -> list[int]:
@@ -60,6 +64,7 @@ def delivery_meta(shop, row) -> DeliveryMeta:
         triggered_at=row.triggered_at,
         headers=row.headers or {},
         received_at=row.received_at,
+        via=getattr(row, "source", None),
     )
 
 
@@ -68,6 +73,12 @@ def run_delivery(
 ) -> tuple[Normalized, list[Handled]]:
     """Normalize a delivery against the order's stored state and handle each of its events."""
     connector = get_connector(shop.platform)
+    # the shop's connector settings (WooCommerce's plugin meta keys), from settings.yaml
+    options = ruleset.settings_for(shop.domain).platforms.get(shop.platform)
+    if options:
+        meta = replace(meta, options=options)
+    delivery = ruleset.settings_for(shop.domain).delivery
+    meta = replace(meta, delivery=delivery)  # what the store's order statuses mean
     order_ref = connector.order_ref(meta.topic, payload)
     state = state_store.lock_order(conn, shop.id, order_ref)
     result = connector.normalize(meta, payload, state)
@@ -84,6 +95,7 @@ def run_delivery(
         )
         for event in result.events
     ]
+    estimates.follow(conn, shop.id, delivery, result.events, result.state, now)
     return result, handled
 
 
@@ -97,16 +109,28 @@ def handle_event(conn, ruleset, shop, delivery_pk: int | None, event: Event, now
     if event_id is None:
         log.info("event.duplicate", kind=event.kind, key=event.key)
         return Handled(event, event, None, duplicate=True)
-    with logs.bound(event_id=event_id, kind=event.kind):
+    ids = {"event_id": event_id, "kind": event.kind, "order": event.order_ref}
+    with logs.bound(**ids, customer=event.customer_ref):
+        log.info("event.stored", key=event.key)
         cancelled = planning.cancel_for_event(conn, shop.id, event.order_ref, event.kind, now)
+        cancelled += planning.cancel_for_customer(
+            conn, shop.id, event.customer_ref, event.kind, now
+        )
         if cancelled:
             log.info("actions.cancelled", action_ids=cancelled, by=event.kind)
         released = planning.release_waiting(
-            conn, shop.id, event.order_ref, event.kind, event.occurred_at, now
+            conn,
+            shop.id,
+            event.order_ref,
+            event.kind,
+            event.occurred_at,
+            now,
+            adjust=_release_timing(ruleset, event),
         )
         if released:
             log.info("actions.wait_over", action_ids=released, by=event.kind)
         judged = with_customer_history(conn, ruleset, shop.id, event)
+        verdicts.judge(conn, ruleset, shop.id, event_id, judged, now)
         planned = [
             p for p in plan(ruleset, judged, now) if not _acted_recently(conn, shop, event, p, now)
         ]
@@ -121,6 +145,7 @@ def handle_event(conn, ruleset, shop, delivery_pk: int | None, event: Event, now
                     "action_type": p.step.type,
                     "params": p.step.params,
                     "category": p.rule.category,
+                    "subcategory": p.rule.subcategory,
                     "order_ref": event.order_ref,
                     "customer_ref": event.customer_ref,
                     "fulfillment_ref": event.fulfillment_ref,
@@ -129,10 +154,14 @@ def handle_event(conn, ruleset, shop, delivery_pk: int | None, event: Event, now
                     "deadline_at": p.deadline_at,
                     "wait_for": p.waiting,
                     "cancel_on": sorted(p.rule.cancel_on),
+                    **promise_columns(p, event, event_id),
                 },
             )
             for p in planned
         ]
+        rows, joined = planning.join_digests(conn, rows, now)
+        for action_id in joined:
+            log.info("action.digest_joined", action_id=action_id)
         created = planning.create(conn, rows, now)
         for action_id, status in created:
             log.info("action.planned", action_id=action_id, status=status)
@@ -146,19 +175,63 @@ def handle_event(conn, ruleset, shop, delivery_pk: int | None, event: Event, now
         created=created,
         cancelled=cancelled,
         released=released,
+        joined=joined,
     )
+
+
+def promise_columns(planned: PlannedAction, event: Event, event_id: int) -> dict:
+    """The columns issue 22 added to an action: rule version, lifecycle, scoped cancels and
+    the digest this event opens (``join_digests`` folds it into an open one instead)."""
+    rule = planned.rule
+    values = {"rule_version": rule.version or None, "on_disable": rule.on_disable}
+    if rule.cancel_on_customer:  # absent, not JSON null: the cancel query skips SQL NULL
+        values["cancel_on_customer"] = sorted(rule.cancel_on_customer)
+    if planned.digest_key is not None:
+        values["digest_key"] = planned.digest_key
+        values["digest"] = {
+            "closes_at": planned.digest_closes_at.isoformat(),
+            "events": [digest_member(rule, event, event_id)],
+        }
+    return values
+
+
+def digest_member(rule, event: Event, event_id: int) -> dict:
+    """One event of a digest, as the action lists it (the subject keeps once_per inside it)."""
+    return {
+        "event_id": event_id,
+        "kind": event.kind,
+        "key": event.key,
+        "occurred_at": event.occurred_at.isoformat(),
+        "subject": once_subject(rule, event),
+    }
+
+
+def _release_timing(ruleset, event: Event):
+    """``wait_for`` release: the new due time obeys the rule's quiet hours and send window,
+    in the recipient's zone (the store calls this for each released action)."""
+
+    def adjust(rule_name: str, action_type: str, due: datetime) -> datetime:
+        rule = ruleset.get(rule_name)
+        if rule is None:
+            return due
+        settings = ruleset.settings_for(event.shop)
+        zone = recipient_zone(event.order, event.customer, settings.timezone, due)
+        return release_at(rule, settings, due, zone, action_type)
+
+    return adjust
 
 
 def with_customer_history(conn, ruleset, shop_id: int, event: Event) -> Event:
     """The event as rules judge it: the customer with history facts, when a rule asks for them.
 
-    Only planning sees them; the stored event stays what the platform said.
+    Only planning sees them; the stored event stays what the platform said. The catalog
+    facts (repurchase due, types bought, recommendations; rules/catalog_facts.py) come last.
     """
-    if not ruleset.needs_history or not event.customer_ref:
-        return event
-    rows = event_store.customer_orders(conn, shop_id, event.customer_ref)
-    history = customer_history(rows, event.order_ref)
-    return replace(event, customer=with_history(event.customer, history))
+    if ruleset.needs_history and event.customer_ref:
+        rows = event_store.customer_orders(conn, shop_id, event.customer_ref)
+        history = customer_history(rows, event.order_ref)
+        event = replace(event, customer=with_history(event.customer, history))
+    return catalog_facts.judged(conn, ruleset, shop_id, event)
 
 
 def _acted_recently(conn, shop, event: Event, planned, now: datetime) -> bool:
@@ -192,6 +265,10 @@ def enrich(conn, shop_id: int, event: Event, state: OrderState, now: datetime) -
     changes = {}
     if event.order is None and state.order:
         changes["order"] = state.order
+    # product type, tags and image of each line item, from the stored catalog (issue 25)
+    filled = catalog_facts.fill_order(conn, shop_id, changes.get("order") or event.order)
+    if filled is not None:
+        changes["order"] = filled
     customer = event.customer
     order = changes.get("order") or event.order or {}
     if customer and customer.get("id"):
@@ -228,15 +305,28 @@ def template_context(
     rule: str = "preview",
     steps: dict | None = None,
     timezone: str = "UTC",
+    logo_url: str | None = None,
+    to: str | None = "auto",
+    order_now: dict | None = None,
+    digest: list | None = None,
 ) -> dict:
     """What templates see, built one way for a real send, a preview and ``rules test``.
 
-    ``timezone`` is the shop's: dates in messages are the shop's dates.
+    ``timezone`` is the shop's: dates in messages are the shop's dates. ``recipient``
+    is the email address the mail goes to (rules/recipients.py), read from the order as
+    it is now (``order_now``) when known; ``digest`` lists the events a digest folded.
     """
     context = event.context()
+    context.pop("recommendations", None)  # a judged count; templates call recommendations(n)
     context["timezone"] = timezone
     context["customer"] = customer
-    context["shop"] = {"domain": shop_domain, "name": shop_name or shop_domain}
+    context["recipient"] = {"email": email_for(to, order_now or event.order, customer)}
+    context["digest"] = digest or []
+    context["shop"] = {
+        "domain": shop_domain,
+        "name": shop_name or shop_domain,
+        "logo_url": logo_url,  # settings.yaml logo_url
+    }
     context["action"] = {"id": action_id, "rule": rule}
     context["steps"] = steps or {}
     for result in context["steps"].values():

@@ -16,10 +16,16 @@ from datetime import timedelta
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from aftersale.core.events import EVENT_KINDS
+from aftersale.core.preferences import BadCategory, parse_category
 from aftersale.core.storefront import StorefrontSchema
+from aftersale.rules.delivery import delivery_field
 from aftersale.rules.durations import parse_duration
 from aftersale.rules.errors import suggest
-from aftersale.rules.model import CATEGORIES, ONCE_PER
+from aftersale.rules.model import ONCE_PER
+from aftersale.rules.promise_fields import CancelOn, Digest, SendAt
+from aftersale.rules.recommend_settings import RecommendSchema, RecommendSettings
+from aftersale.rules.repurchase import REPURCHASE_DUE, repurchase_wait
+from aftersale.rules.settings import CONSENT_BASES, WooCommerceSchema
 
 RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -54,6 +60,8 @@ class Wait(fields.Field):
     """``7d``, or ``{until: fulfillment.estimated_delivery_at, offset: 1d}``."""
 
     def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, dict) and value.get("until") == REPURCHASE_DUE:
+            return repurchase_wait(value)
         if isinstance(value, dict):
             unknown = set(value) - {"until", "offset"}
             if unknown:
@@ -139,6 +147,17 @@ class OncePer(fields.Field):
         return {"subject": subject, "within": within}
 
 
+class Category(fields.Field):
+    """``transactional``, or ``marketing/<sub-category>`` (plain ``marketing`` is
+    ``marketing/offers``): loads as ``(category, subcategory or None)``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return parse_category(value)
+        except BadCategory as exc:
+            raise ValidationError(str(exc)) from exc
+
+
 class ClockTime(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -154,6 +173,18 @@ class QuietHoursSchema(Schema):
 
     start = ClockTime(required=True)
     end = ClockTime(required=True)
+
+
+class DkimSchema(Schema):
+    """``dkim:`` for a shop sending from its own domain; the key file is read by the loader."""
+
+    class Meta:
+        unknown = RAISE
+
+    domain = fields.String(required=True)
+    selector = fields.String(required=True)
+    #: a PEM file, relative to the rules folder or absolute
+    key_file = fields.String(required=True)
 
 
 class FrequencyCapSchema(Schema):
@@ -190,7 +221,11 @@ class RuleSchema(StrictSchema):
     on = EventKinds(required=True)
     if_ = fields.Raw(data_key="if", load_default=None, allow_none=True)
     wait = Wait(load_default=lambda: {"until": None, "offset": timedelta(0)})
-    cancel_on = EventKinds(load_default=())
+    cancel_on = CancelOn(load_default=lambda: {"order": (), "customer": ()})
+    recheck = fields.Boolean(load_default=True)
+    on_disable = fields.String(load_default="drain", validate=validate.OneOf(("drain", "cancel")))
+    send_at = SendAt(load_default=None)
+    digest = Digest(load_default=None)
     once_per = OncePer(load_default=lambda: {"subject": "event", "within": None})
     late = Late(load_default=None)
     wait_for = WaitFor(load_default=None)
@@ -199,12 +234,12 @@ class RuleSchema(StrictSchema):
     )
     quiet_hours = fields.Boolean(load_default=None)
     on_cap = fields.String(load_default="skip", validate=validate.OneOf(("skip", "defer")))
-    category = fields.String(
+    category = Category(
         required=True,
-        validate=validate.OneOf(CATEGORIES),
         error_messages={
-            "required": "category is required: 'transactional' (order and shipping information, always sent)"
-            " or 'marketing' (needs consent, honours unsubscribes and the frequency cap)"
+            "required": "category is required: 'transactional' (order and shipping information,"
+            " always sent) or 'marketing/<sub-category>' (needs consent, honours unsubscribes,"
+            " preferences and the frequency cap), e.g. marketing/review_requests"
         },
     )
     enabled = fields.Boolean(load_default=True)
@@ -227,5 +262,16 @@ class SettingsSchema(StrictSchema):
     storefront = fields.Nested(StorefrontSchema, load_default=lambda: StorefrontSchema().load({}))
     quiet_hours = fields.Nested(QuietHoursSchema, load_default=None)
     frequency_cap = fields.Nested(FrequencyCapSchema, load_default=None)
+    dkim = fields.Nested(DkimSchema, load_default=None)
+    #: the legal basis for marketing: explicit consent, or existing customers' soft opt-in
+    consent = fields.String(load_default="explicit", validate=validate.OneOf(CONSENT_BASES))
+    #: the WooCommerce plugin meta read for consent and language (rules/settings.py)
+    woocommerce = fields.Nested(WooCommerceSchema, load_default=None)
+    #: what order statuses mean, estimated delivery (rules/delivery.py)
+    delivery = delivery_field()
+    #: the shop's logo for message templates (``shop.logo_url``)
+    logo_url = fields.Url(load_default=None, schemes={"https", "http"})
+    #: the goes-with model and repurchase cycles (rules/recommend_settings.py)
+    recommend = fields.Nested(RecommendSchema, load_default=RecommendSettings)
     #: per-shop overrides: {shop domain: {any of the keys above}}
     shops = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=dict)

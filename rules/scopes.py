@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from aftersale.connectors.shopify.subscriptions import (
     ALWAYS_TOPICS,
     BASE_SCOPES,
+    CATALOG_TOPICS,
     KIND_TOPICS,
     MARKETING_CONSENT_TOPICS,
     STEP_SCOPES,
     topic_scope,
 )
+from aftersale.rules.catalog_facts import uses_catalog
 from aftersale.rules.model import RuleSet
 
 
@@ -39,7 +41,7 @@ class ShopifyNeeds:
 
 def rule_kinds(rule) -> set[str]:
     """Every event kind a rule listens to: its triggers, what cancels it, what it waits for."""
-    kinds = set(rule.on) | set(rule.cancel_on)
+    kinds = set(rule.on) | set(rule.cancel_on) | set(rule.cancel_on_customer)
     if rule.wait_for:
         kinds |= set(rule.wait_for.get("events") or ())
     return kinds
@@ -59,5 +61,7 @@ def shopify_needs(ruleset: RuleSet, shop: str | None = None) -> ShopifyNeeds:
                 scopes.add(STEP_SCOPES[step.type])
             if rule.category == "marketing":
                 topics.update(MARKETING_CONSENT_TOPICS.get(step.type, ()))
+    if uses_catalog(ruleset):  # products kept for recommendations and repurchase (issue 25)
+        topics.update(CATALOG_TOPICS)
     scopes.update(s for s in map(topic_scope, topics) if s)
     return ShopifyNeeds(scopes=tuple(sorted(scopes)), topics=tuple(sorted(topics)))

@@ -24,15 +24,23 @@ from pathlib import Path
 from aftersale.connectors import CONNECTORS, get_connector
 from aftersale.connectors.base import DeliveryMeta
 from aftersale.core.events import Event, iso, parse_time
-from aftersale.core.steps import MESSAGE_STEPS, has_consent
+from aftersale.core.steps import MESSAGE_STEPS
 from aftersale.rules import pipeline
+from aftersale.rules.consent import marketing_allowed, no_consent_detail
 from aftersale.rules.engine import explain
 from aftersale.rules.model import RuleSet
+from aftersale.rules.recheck import recheck_reason, waited
+from aftersale.rules.settings import shop_settings
+from aftersale.store import action_queries
 from aftersale.store import actions as action_store
+from aftersale.store import events as event_store
 from aftersale.store import messages as message_store
+from aftersale.store import preferences as preference_store
 from aftersale.store import shops as shop_store
 from aftersale.store.db import make_engine
 from aftersale.store.tables import metadata
+
+PENDING_NOW = ("scheduled", "waiting", "queued")
 
 SIMULATED_SHOP = "simulated.example.com"
 
@@ -59,6 +67,13 @@ class PlannedStep:
     timeout_at: datetime | None = None  # for a waiting step: when it stops waiting
     #: what the worker's check just before sending would say today (consent, suppression)
     skip: str | None = None
+    #: the recipient's time zone its due time was read in (quiet hours, send_at slot)
+    zone: str | None = None
+    #: ``digest``: how many events the message lists so far
+    digest_events: int = 0
+    #: the send-time re-check of ``if`` at ``--at`` (or at the due time): None, "passes",
+    #: or "condition_changed: <the failing check and its value>"
+    recheck: str | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -72,6 +87,9 @@ class PlannedStep:
             "waits_for": sorted(self.waits_for) if self.waits_for else None,
             "released_by": self.released_by,
             "would_skip": self.skip,
+            "zone": self.zone,
+            "digest_events": self.digest_events or None,
+            "recheck": self.recheck,
         }
 
 
@@ -84,6 +102,7 @@ class SimulatedEvent:
     planned: list[PlannedStep] = field(default_factory=list)
     cancelled: list[PlannedStep] = field(default_factory=list)
     released: list[PlannedStep] = field(default_factory=list)
+    joined: list[PlannedStep] = field(default_factory=list)  # open digests it joined
     #: the same event (same key) was already handled: production stores and plans it once
     repeated: bool = False
 
@@ -103,6 +122,10 @@ class SimulatedEvent:
             "cancels": [{"rule": p.rule, "step": p.step} for p in self.cancelled],
             "releases": [
                 {"rule": p.rule, "step": p.step, "due_at": iso(p.due_at)} for p in self.released
+            ],
+            "joins": [
+                {"rule": p.rule, "step": p.step, "digest_events": p.digest_events}
+                for p in self.joined
             ],
         }
 
@@ -163,7 +186,9 @@ def simulate(
         run = _Run(conn, ruleset, at, platform, topic, render, shop or SIMULATED_SHOP)
         run.secret_keys = secret_keys  # suppressions are stored hashed with them
         seen = sum(len(run.file(path, show=False).events) for path in history)
-        return [run.file(path) for path in files], seen
+        outcomes = [run.file(path) for path in files]
+        run.recheck_pending()
+        return outcomes, seen
 
 
 @contextmanager
@@ -226,6 +251,11 @@ class _Run:
         outcome = result.outcome + (f" ({result.detail})" if result.detail else "")
         return Outcome(str(path), topic, outcome, events)
 
+    def recheck_pending(self) -> None:
+        """After the last file: the send-time re-check of each step still pending."""
+        for action_id, step in self.steps.items():
+            step.recheck = _recheck(self, action_id, step)
+
     def _explain(self, handled, file: str, topic: str, now, shop, show: bool) -> SimulatedEvent:
         sim = SimulatedEvent(file, topic, handled.event, repeated=handled.duplicate)
         name = Path(file).name
@@ -240,6 +270,11 @@ class _Run:
                 step.released_by = f"{handled.event.kind} ({name})"
                 step.due_at = action_store.get(self.conn, action_id).due_at
                 sim.released.append(step)
+        for action_id in handled.joined:
+            step = self.steps.get(action_id)
+            if step is not None:
+                step.digest_events = len(action_store.get(self.conn, action_id).digest["events"])
+                sim.joined.append(step)
         if handled.duplicate:
             return sim
         sim.verdicts = [
@@ -252,6 +287,8 @@ class _Run:
         }
         for planned in handled.planned:
             row = rows.get((planned.rule.name, planned.step.index))
+            if row is None and planned.digest_key and handled.joined:
+                continue  # listed in an open digest (sim.joined), not planned on its own
             step = self._step(planned, handled.event, row, shop, show)
             sim.planned.append(step)
             if row is not None:
@@ -268,12 +305,16 @@ class _Run:
             waits_for=frozenset((planned.waiting or {}).get("events") or ()),
             wait_after=planned.rule.wait,
             timeout_at=planned.due_at if planned.waiting else None,
+            zone=planned.zone,
+            digest_events=1 if planned.digest_key else 0,
         )
         if row is None:
             step.problem = "already planned or done for this subject (once per key); not again"
             return step
         if planned.step.type in MESSAGE_STEPS:
-            step.skip = _send_time_skip(self.conn, shop, planned, event, self.secret_keys)
+            step.skip = _send_time_skip(
+                self.conn, self.ruleset, shop, planned, event, self.secret_keys
+            )
         if show and self.render is not None and planned.step.type == "email":
             try:
                 step.subject, step.recipient = self.render(planned, event)
@@ -282,12 +323,38 @@ class _Run:
         return step
 
 
-def _send_time_skip(conn, shop, planned, event: Event, keys=()) -> str | None:
-    """What the worker's check before sending would say today: consent, then suppression."""
+def _recheck(run, action_id: int, step: PlannedStep) -> str | None:
+    """What the worker's re-check of ``if`` would say (rules/recheck.py, as production)."""
+    row = action_store.get(run.conn, action_id)
+    rule = run.ruleset.get(row.rule)
+    if rule is None or not rule.recheck or not waited(row) or row.status not in PENDING_NOW:
+        return None
+    stored = event_store.get_event(run.conn, row.event_id)
+    if stored is None:
+        return None
+    event = Event.from_dict(stored.payload)
+    order_now = action_queries.current_order(run.conn, row.shop_id, row.order_ref)
+    at = run.at or step.due_at
+    reason = recheck_reason(
+        run.conn, run.ruleset, rule, row.shop_id, event, order_now, event.customer, at
+    )
+    return "passes" if reason is None else f"condition_changed: {reason}"
+
+
+def _send_time_skip(conn, ruleset, shop, planned, event: Event, keys=()) -> str | None:
+    """What the worker's check before sending would say today: the customer's preferences,
+    consent, then suppression."""
     customer = event.customer or {}
     channel = planned.step.type
-    if planned.rule.category == "marketing" and not has_consent(customer, channel):
-        return f"no_consent: marketing {channel} needs the customer's {channel} marketing consent"
+    if planned.rule.category == "marketing" and planned.rule.subcategory in (
+        preference_store.muted(conn, shop.id, event.customer_ref)
+    ):
+        return f"preference: the customer muted marketing/{planned.rule.subcategory}"
+    basis = shop_settings(ruleset, shop).consent
+    if planned.rule.category == "marketing" and not marketing_allowed(
+        conn, shop.id, customer, channel, basis, event.order_ref
+    ):
+        return f"no_consent: {no_consent_detail(channel, basis)}"
     address = customer.get("email" if channel == "email" else "phone")
     address = address or (event.order or {}).get("email" if channel == "email" else "phone")
     if address:

@@ -23,15 +23,19 @@ EMAIL_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 class EmailStepSchema(StrictSchema):
     template = fields.String(required=True, validate=validate.Length(min=1))
+    #: auto: the order's contact email for mail about an order, else the customer's current
+    #: email; order / customer: that one; or a fixed address (workers/promises.py)
     to = fields.String(
-        load_default="customer",
+        load_default="auto",
         validate=lambda v: (
-            v == "customer"
+            v in ("auto", "order", "customer")
             or bool(EMAIL_ADDRESS.match(v))
-            or _fail("'to' is 'customer' or an email address")
+            or _fail("'to' is auto, order, customer or an email address")
         ),
     )
     reply_to = fields.String(load_default=None, validate=validate.Email())
+    #: a refund's note is written by staff for staff; the mail shows it only when asked
+    show_refund_note = fields.Boolean()
 
 
 class InlineTemplate(fields.String):

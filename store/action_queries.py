@@ -6,7 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from aftersale.core.steps import MESSAGE_STEPS
-from aftersale.store.tables import actions, shops
+from aftersale.store.fit import fit_row
+from aftersale.store.tables import actions, customers, events, order_states, shops
 
 
 def earlier_steps(conn: Connection, action) -> list:
@@ -75,3 +76,62 @@ def marketing_sent_since(conn, shop_id: int, customer_ref: str, since, exclude_i
             )
         ).scalars()
     )
+
+
+def current_order(conn, shop_id: int, order_ref: str | None) -> dict | None:
+    """The order as Aftersale knows it now (its latest canonical state), without locking it."""
+    if not order_ref:
+        return None
+    return conn.execute(
+        select(order_states.c.order).where(
+            order_states.c.shop_id == shop_id, order_states.c.order_ref == order_ref
+        )
+    ).scalar()
+
+
+def pending_for_rule(conn, rule: str, shop: str | None = None) -> list:
+    """(id, shop domain) of a rule's pending actions (scheduled, waiting or queued)."""
+    stmt = (
+        select(actions.c.id, shops.c.domain)
+        .join(shops, shops.c.id == actions.c.shop_id)
+        .where(actions.c.rule == rule, actions.c.status.in_(("scheduled", "waiting", "queued")))
+    )
+    if shop:
+        stmt = stmt.where(shops.c.domain == shop)
+    return conn.execute(stmt.order_by(actions.c.id)).all()
+
+
+def events_by_id(conn, event_ids) -> dict[int, object]:
+    """The stored events of a job's actions, {id: row}, in one query (events never change)."""
+    ids = sorted(set(event_ids))
+    if not ids:
+        return {}
+    return {row.id: row for row in conn.execute(select(events).where(events.c.id.in_(ids)))}
+
+
+def customers_by_ref(conn, keys) -> dict[tuple[int, str], object]:
+    """Customer rows for ``(shop id, customer ref)`` pairs, {pair: row}, in one query.
+
+    Refs are matched as stored (truncated like ``fit_row`` does), and the
+    rows keyed by the ref as asked, so a caller looks them up as it knows them.
+    """
+    wanted = {(shop_id, fit_ref(ref)): (shop_id, ref) for shop_id, ref in set(keys) if ref}
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(customers).where(
+            customers.c.shop_id.in_(sorted({shop for shop, _ in wanted})),
+            customers.c.customer_ref.in_(sorted({ref for _, ref in wanted})),
+        )
+    )
+    return {
+        wanted[(row.shop_id, row.customer_ref)]: row
+        for row in rows
+        if (row.shop_id, row.customer_ref) in wanted
+    }
+
+
+def fit_ref(ref: str) -> str:
+    """A customer ref as the customers table stores it (see store/state.py)."""
+    length = customers.c.customer_ref.type.length
+    return ref if len(ref) <= length else fit_row(customers, {"customer_ref": ref})["customer_ref"]

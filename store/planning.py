@@ -152,18 +152,132 @@ def cancel_for_event(
     return ids
 
 
+def cancel_for_customer(
+    conn: Connection, shop_id: int, customer_ref: str | None, kind: str, now: datetime
+) -> list[int]:
+    """``cancel_on: [{event: KIND, scope: customer}]``: skip the customer's pending actions,
+    on any order, whose rule said so (a new order ends a win-back planned on an old one)."""
+    if customer_ref is None:
+        return []
+    # Read without locking: other orders of the customer are being processed at the same
+    # time (their own order locks), and the skip below is a check-and-set on the status.
+    pending = conn.execute(
+        select(actions.c.id, actions.c.cancel_on_customer)
+        .where(
+            actions.c.shop_id == shop_id,
+            actions.c.customer_ref == customer_ref,
+            actions.c.cancel_on_customer.is_not(None),
+            actions.c.status.in_([s.value for s in PENDING]),
+        )
+        .order_by(actions.c.id)
+    ).all()
+    ids = [row.id for row in pending if kind in (row.cancel_on_customer or ())]
+    return skip_pending(conn, ids, now, "cancelled", f"cancelled by {kind} (scope: customer)")
+
+
+def skip_pending(conn: Connection, ids: list[int], now: datetime, reason: str, detail: str):
+    """Skip those of ``ids`` still pending (check-and-set); the ids that were skipped."""
+    if not ids:
+        return []
+    return list(
+        conn.execute(
+            update(actions)
+            .where(actions.c.id.in_(ids), actions.c.status.in_([s.value for s in PENDING]))
+            .values(
+                status=ActionStatus.SKIPPED.value,
+                skip_reason=reason,
+                last_error=detail,
+                job_id=None,
+                finished_at=now,
+                updated_at=now,
+            )
+            .returning(actions.c.id)
+        ).scalars()
+    )
+
+
+def join_digests(conn: Connection, rows: list[dict], now: datetime) -> tuple[list[dict], list[int]]:
+    """``digest``: fold each row into its open digest action when there is one; returns the
+    rows still to create (they open a digest) and the ids of the actions that were joined.
+
+    A digest is open while it is ``scheduled`` and its window has not closed. The row is
+    locked before it is extended, and the scheduler claims with SKIP LOCKED and a status
+    check: an event either joins a digest before it is claimed, or opens a new one. So an
+    event is listed in exactly one message, never lost and never twice. A digest another
+    transaction holds right now is skipped, not waited for (waiting could deadlock with
+    that transaction's other row locks, e.g. the customer's): under such contention an
+    event opens a second digest rather than block.
+    """
+    remaining, joined = [], []
+    for row in rows:
+        if not row.get("digest_key"):
+            remaining.append(row)
+            continue
+        found = _join_digest(conn, row, now)
+        if found is None:
+            remaining.append(row)
+        else:
+            joined.append(found)
+    return remaining, joined
+
+
+def _join_digest(conn: Connection, row: dict, now: datetime) -> int | None:
+    member = row["digest"]["events"][0]
+    open_rows = conn.execute(
+        for_update(
+            conn,
+            select(actions.c.id, actions.c.digest)
+            .where(
+                actions.c.shop_id == row["shop_id"],
+                actions.c.digest_key == row["digest_key"],
+                actions.c.step == row["step"],
+                actions.c.status == ActionStatus.SCHEDULED.value,
+            )
+            .order_by(actions.c.id),
+            skip_locked=True,
+        )
+    ).all()
+    for found in open_rows:
+        digest = found.digest or {}
+        closes_at = digest.get("closes_at")
+        if not closes_at or _moment(member["occurred_at"]) >= _moment(closes_at):
+            continue
+        events = list(digest.get("events") or ())
+        if any(e.get("subject") == member["subject"] for e in events):
+            return found.id  # once_per: this subject is in the digest already
+        done = conn.execute(
+            update(actions)
+            .where(actions.c.id == found.id, actions.c.status == ActionStatus.SCHEDULED.value)
+            .values(digest={**digest, "events": [*events, member]}, updated_at=now)
+        )
+        if done.rowcount == 1:
+            return found.id
+    return None
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
 def release_waiting(
-    conn: Connection, shop_id: int, order_ref: str | None, kind: str, at: datetime, now: datetime
+    conn: Connection,
+    shop_id: int,
+    order_ref: str | None,
+    kind: str,
+    at: datetime,
+    now: datetime,
+    adjust=None,
 ) -> list[int]:
     """``wait_for``: the awaited event came; waiting actions of this order are due at the
-    event's time plus their rule's wait. The ids of those due already, now ``queued`` for the
-    caller to hand to RQ after commit (the others are ``scheduled``)."""
+    event's time plus their rule's wait, moved by ``adjust(rule, action_type, due)`` (quiet
+    hours and send windows, which the rules layer knows). The ids of those due already, now
+    ``queued`` for the caller to hand to RQ after commit (the others are ``scheduled``)."""
     if order_ref is None:
         return []
     waiting = conn.execute(
         for_update(
             conn,
-            select(actions.c.id, actions.c.wait_for).where(
+            select(actions.c.id, actions.c.wait_for, actions.c.rule, actions.c.action_type).where(
                 actions.c.shop_id == shop_id,
                 actions.c.order_ref == order_ref,
                 actions.c.status == ActionStatus.WAITING.value,
@@ -176,6 +290,8 @@ def release_waiting(
         if kind not in (spec.get("events") or ()):
             continue
         due = at + timedelta(seconds=spec.get("wait_seconds") or 0)
+        if adjust is not None:
+            due = adjust(row.rule, row.action_type, due)
         status = ActionStatus.QUEUED if due <= now else ActionStatus.SCHEDULED
         done = conn.execute(
             update(actions)

@@ -69,7 +69,7 @@ def test_shorthand_step_and_several_event_kinds(tmp_path):
     ruleset = load_rules(tmp_path, templates=["thank_you"])
     assert ruleset.rules[0].steps[0].params == {
         "template": "thank_you",
-        "to": "customer",
+        "to": "auto",
         "reply_to": None,
     }
     assert set(ruleset.by_kind) == {"order.created", "order.paid"}

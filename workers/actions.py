@@ -1,11 +1,15 @@
 """Running one action: claim it, re-check it, prepare, send, record. Exactly one worker wins.
 
 The claim (``queued -> running``) is committed before anything is sent and
-carries a lease, so a worker killed mid-send leaves a ``running`` row the
-scheduler makes due again once the lease expires. Just before sending, the
+carries a short lease that the worker renews while it lives
+(``workers/leases.py``), so a worker killed mid-send leaves a ``running`` row the
+scheduler makes due again within seconds, once the lease expires. Just before sending, the
 action is checked again against the present (cancelled meanwhile? consent
-withdrawn? address suppressed? customer redacted? too late to be useful?),
-because hours or days may have passed since it was planned.
+withdrawn? address suppressed? sub-category muted? customer redacted? too late
+to be useful?),
+because hours or days may have passed since it was planned; the rule's own promises
+(its ``if`` re-checked, quiet hours and send window, a disabled rule) are
+``workers/promises.py``.
 
 Every way out of a run is one small function here: ``_skipped`` (Skip),
 ``_deferred`` (Defer: not yet, no attempt counted), ``_failed`` (retry with
@@ -19,9 +23,10 @@ import random
 import time
 from datetime import datetime, timedelta
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from aftersale.core import logs
+from aftersale.core import logs, metrics
 from aftersale.core.errors import Defer, DeliveryFailed, PermanentError, TransientError
 from aftersale.core.events import Event
 from aftersale.core.steps import masked
@@ -29,24 +34,25 @@ from aftersale.rules import pipeline
 from aftersale.rules.settings import shop_settings
 from aftersale.store import action_queries
 from aftersale.store import actions as action_store
-from aftersale.store import events as event_store
 from aftersale.store import messages as message_store
-from aftersale.store import state as state_store
 from aftersale.store.actions import FINAL, ActionStatus
 from aftersale.store.sql import commit_without_flush_wait
+from aftersale.workers import promises
 from aftersale.workers.channels.base import RecipientGone, SendResult
 from aftersale.workers.executors import EXECUTORS, ActionContext, Prepared
-from aftersale.workers.policy import Skip, check_frequency_cap
+from aftersale.workers.job_reads import JobReads
+from aftersale.workers.leases import HELD, LEASE
+from aftersale.workers.policy import Skip, check_frequency_cap, check_preferences
 from aftersale.workers.render import TemplateProblem
+from aftersale.workers.template_recommend import SOURCE_KEY
+from aftersale.workers.template_recommend import source_for as recommendation_source
 
 log = logs.get_logger("workers.actions")
 
-#: longer than any send can take (SMTP and HTTP time out well before), so a lease only
-#: expires when its worker is gone, never under a slow send that then completes
-LEASE = timedelta(minutes=5)
 #: a job claims all its actions at once; it starts no new one after this long and hands the
-#: rest back, so a claimed action never waits out its lease behind slow sends
-JOB_BUDGET = LEASE / 2
+#: rest back, so actions claimed together are not held for long behind slow sends
+#: (their short LEASE is renewed meanwhile, see workers/leases.py)
+JOB_BUDGET = timedelta(minutes=2, seconds=30)
 RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=6)
 #: how long a step waits before looking again at an earlier step it needs
@@ -70,10 +76,17 @@ def claim(runtime, action_ids: list[int]) -> dict:
     """
     with runtime.engine.begin() as conn:
         claimed = action_store.start_many(conn, action_ids, runtime.clock.now(), LEASE)
+    HELD.add(claimed)
     for action_id in action_ids:
         if action_id not in claimed:
             log.info("action.not_claimed", action_id=action_id)
     return claimed
+
+
+def release_held(action_ids) -> None:
+    """This process stops renewing these actions' leases (their job ended, however it ended):
+    one left renewed by mistake would stay ``running`` for as long as the worker lives."""
+    HELD.discard(action_ids)
 
 
 def hand_back(runtime, actions: list) -> None:
@@ -82,32 +95,49 @@ def hand_back(runtime, actions: list) -> None:
     with runtime.engine.begin() as conn:
         for action in actions:
             action_store.defer(conn, action.id, now, now, "job ran past its time budget")
+    HELD.discard(action.id for action in actions)
     log.warning("actions.handed_back", count=len(actions))
 
 
-def run_claimed(runtime, action) -> str:
-    """Run an action this worker holds the lease of."""
+def run_claimed(
+    runtime, action, conn: Connection | None = None, reads: JobReads | None = None
+) -> str:
+    """Run an action this worker holds the lease of.
+
+    A job passes the one connection it runs all its actions on (``conn``):
+    checking a pooled connection out and pinging it twice per action was two
+    of the fourteen database round trips a mail cost. Each step still runs in
+    its own short transaction; none is open while the message is sent. ``reads``
+    holds the events and customers of the job's actions, read once
+    (workers/job_reads.py).
+    """
     with logs.bound(
         action_id=action.id, rule=action.rule, event_id=action.event_id, shop_id=action.shop_id
     ):
-        return _run_claimed(runtime, action, runtime.clock.now())
+        try:
+            if conn is not None:
+                return _run_claimed(runtime, conn, action, runtime.clock.now(), reads)
+            with runtime.engine.connect() as own:
+                return _run_claimed(runtime, own, action, runtime.clock.now(), reads)
+        finally:  # recorded, or left running for its lease to bring back: no longer renewed
+            HELD.discard((action.id,))
 
 
-def _run_claimed(runtime, action, now: datetime) -> str:
+def _run_claimed(runtime, conn: Connection, action, now: datetime, reads) -> str:
     prepared = None
     started = time.monotonic()
     try:
-        executor, prepared = _prepare(runtime, action, now)
+        executor, prepared = _prepare(runtime, conn, action, now, reads)
         started = time.monotonic()
         result = executor.send(runtime, prepared)
     except Skip as skip:
-        return _skipped(runtime, action, skip)
+        return _skipped(runtime, conn, action, skip)
     except Defer as defer:
-        return _deferred(runtime, action, defer)
+        return _deferred(runtime, conn, action, defer)
     except TemplateProblem as exc:
-        return _failed(runtime, action, prepared, PermanentError(str(exc)), started)
+        return _failed(runtime, conn, action, prepared, PermanentError(str(exc)), started)
     except DeliveryFailed as exc:
-        return _failed(runtime, action, prepared, exc, started)
+        return _failed(runtime, conn, action, prepared, exc, started)
     except SQLAlchemyError:
         raise  # the database is the record: the lease brings the action back when it returns
     except Exception as exc:
@@ -115,17 +145,22 @@ def _run_claimed(runtime, action, now: datetime) -> str:
         # not left running under its lease to be retried into the same exception.
         log.exception("action.crashed", error=logs.describe_error(exc))
         failure = PermanentError(f"unexpected error: {logs.describe_error(exc)}")
-        return _failed(runtime, action, prepared, failure, started)
-    return _sent(runtime, action, prepared, result, started)
+        return _failed(runtime, conn, action, prepared, failure, started)
+    return _sent(runtime, conn, action, prepared, result, started)
 
 
-def _sent(runtime, action, prepared: Prepared, result: SendResult, started: float) -> str:
+def _sent(
+    runtime, conn: Connection, action, prepared: Prepared, result: SendResult, started: float
+) -> str:
     duration = int((time.monotonic() - started) * 1000)
+    metrics.SEND_SECONDS.labels(prepared.channel).observe(duration / 1000)
     now = runtime.clock.now()
-    with runtime.engine.begin() as conn:
+    with conn.begin():
         # Waiting for the disk here halved a worker's rate on PostgreSQL; only a database
         # crash in the next few hundred ms could lose this record, and then the mail is sent
-        # again with the same Message-ID (see docs/actions.md).
+        # again with the same Message-ID (see docs/actions.md). SET LOCAL, not a session
+        # setting: behind pgbouncer in transaction mode a session SET would leak to other
+        # clients' transactions on the same server connection (docs/deployment.md).
         commit_without_flush_wait(conn)
         won = action_store.transition(
             conn,
@@ -169,7 +204,14 @@ def _sent(runtime, action, prepared: Prepared, result: SendResult, started: floa
     return ActionStatus.SENT.value
 
 
-def _failed(runtime, action, prepared: Prepared | None, exc: DeliveryFailed, started: float) -> str:
+def _failed(
+    runtime,
+    conn: Connection,
+    action,
+    prepared: Prepared | None,
+    exc: DeliveryFailed,
+    started: float,
+) -> str:
     now = runtime.clock.now()
     duration = int((time.monotonic() - started) * 1000)
     transient = isinstance(exc, TransientError)
@@ -184,7 +226,7 @@ def _failed(runtime, action, prepared: Prepared | None, exc: DeliveryFailed, sta
         )
     recipient = prepared.recipient if prepared else None
     subject = prepared.subject if prepared else None
-    with runtime.engine.begin() as conn:
+    with conn.begin():
         action_store.transition(
             conn,
             action.id,
@@ -246,8 +288,8 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> timedelta:
     return delay
 
 
-def _skipped(runtime, action, skip: Skip) -> str:
-    with runtime.engine.begin() as conn:
+def _skipped(runtime, conn: Connection, action, skip: Skip) -> str:
+    with conn.begin():
         action_store.transition(
             conn,
             action.id,
@@ -262,14 +304,33 @@ def _skipped(runtime, action, skip: Skip) -> str:
     return ActionStatus.SKIPPED.value
 
 
-def _deferred(runtime, action, defer: Defer) -> str:
-    with runtime.engine.begin() as conn:
+def _deferred(runtime, conn: Connection, action, defer: Defer) -> str:
+    with conn.begin():
         action_store.defer(conn, action.id, defer.until, runtime.clock.now(), defer.reason)
     log.info("action.deferred", until=defer.until.isoformat(), reason=defer.reason)
     return "deferred"
 
 
-def _prepare(runtime, action, now: datetime):
+def _prepare(runtime, conn: Connection, action, now: datetime, reads: JobReads | None):
+    """Everything the send needs, read before the send with no transaction left open.
+
+    On PostgreSQL the reads run outside a transaction (autocommit): under READ
+    COMMITTED each statement has its own snapshot anyway, so the BEGIN and
+    ROLLBACK around them were two round trips per mail that bought nothing.
+    SQLite keeps its transaction (its reads go through BEGIN IMMEDIATE, db.py).
+    """
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        return _prepare_in(runtime, conn, action, now, reads or _NO_READS)
+    finally:
+        conn.rollback()  # reads only: nothing is held open while the message goes out
+        if postgres:
+            conn.execution_options(isolation_level=conn.default_isolation_level)
+
+
+def _prepare_in(runtime, conn: Connection, action, now: datetime, reads: JobReads):
     if action.deadline_at and now > action.deadline_at:
         raise Skip(
             "late", f"due {action.due_at.isoformat()}, deadline {action.deadline_at.isoformat()}"
@@ -277,19 +338,25 @@ def _prepare(runtime, action, now: datetime):
     executor = EXECUTORS.get(action.action_type)
     if executor is None:
         raise Skip("unsupported", f"no executor for {action.action_type!r}")
-    with runtime.engine.connect() as conn:
-        stored = event_store.get_event(conn, action.event_id) if action.event_id else None
-        if stored is None:
-            raise Skip("event_missing", "the event that caused this action is gone")
-        event = Event.from_dict(stored.payload)
-        shop = runtime.shop(conn, action.shop_id)
-        customer = _current_customer(conn, action, event)
-        steps = _earlier_results(conn, action, now)
-        settings = shop_settings(runtime.rules, shop)
-        context = _template_context(action, event, shop, settings, customer, steps)
-        ctx = ActionContext(action, event, shop, customer, context, settings)
-        check_frequency_cap(conn, settings, runtime.rules.get(action.rule), action, now)
-        return executor, executor.prepare(runtime, conn, ctx)
+    event = reads.event(conn, action.event_id) if action.event_id else None
+    if event is None:
+        raise Skip("event_missing", "the event that caused this action is gone")
+    shop = runtime.shop(conn, action.shop_id)
+    customer = _current_customer(conn, action, event, reads)
+    steps = _earlier_results(conn, action, now)
+    settings = shop_settings(runtime.rules, shop)
+    kept = promises.before_send(runtime, conn, action, event, customer, settings, now)
+    context = _template_context(action, event, shop, settings, kept, steps)
+    context[SOURCE_KEY] = recommendation_source(conn, shop.id, event)  # issue 25
+    ctx = ActionContext(action, event, shop, customer, context, settings)
+    rule = runtime.rules.get(action.rule)
+    check_preferences(conn, rule, action)
+    check_frequency_cap(conn, settings, rule, action, now, release=kept.release)
+    return executor, executor.prepare(runtime, conn, ctx)
+
+
+#: no job's reads: each action reads its own event and customer
+_NO_READS = JobReads.none()
 
 
 def _earlier_results(conn, action, now: datetime) -> dict[int, dict]:
@@ -316,11 +383,11 @@ def _earlier_results(conn, action, now: datetime) -> dict[int, dict]:
     return results
 
 
-def _current_customer(conn, action, event: Event) -> dict:
+def _current_customer(conn, action, event: Event, reads: JobReads) -> dict:
     customer = dict(event.customer or {})
     ref = action.customer_ref or event.customer_ref
     if ref:
-        row = state_store.get_customer(conn, action.shop_id, ref)
+        row = reads.customer(conn, action.shop_id, ref)
         if row is not None:
             if row.redacted_at:
                 raise Skip("customer_redacted", "the customer's data was redacted")
@@ -330,16 +397,20 @@ def _current_customer(conn, action, event: Event) -> dict:
     return customer
 
 
-def _template_context(action, event: Event, shop, settings, customer: dict, steps: dict) -> dict:
+def _template_context(action, event: Event, shop, settings, kept, steps: dict) -> dict:
     return pipeline.template_context(
         event,
         shop_domain=shop.domain,
         shop_name=settings.shop_name,
-        customer=customer,
+        customer=kept.customer,
         action_id=action.id,
         rule=action.rule,
         steps=steps,
         timezone=settings.timezone,
+        logo_url=settings.logo_url,
+        to=action.params.get("to", "customer"),
+        order_now=kept.order_now,
+        digest=kept.digest,
     )
 
 

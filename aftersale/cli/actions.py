@@ -9,12 +9,13 @@ it planned and every attempt to carry it out.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 
 import click
 from sqlalchemy import func, select
 
 from aftersale.cli import pass_context
-from aftersale.store import action_queries
+from aftersale.store import action_queries, planning, why_not
 from aftersale.store import actions as action_store
 from aftersale.store import deliveries as delivery_store
 from aftersale.store import events as event_store
@@ -103,10 +104,14 @@ def show(ctx, action_id):
             delivery_store.get(conn, event.delivery_id) if event and event.delivery_id else None
         )
         attempts = message_store.for_action(conn, action.id)
+        misses = why_not.for_event(conn, event.id) if event is not None else []
     console = _console()
     console.print(f"[bold]action {action.id}[/bold]: {action.action_type} {action.status}")
     for line in _chain(runtime, action, event, delivery):
         console.print(line, markup=False)  # rule text and errors may hold [brackets]
+    for miss in misses:  # the rules of this event's kind that did not act, and why
+        actual = f"; actual {miss.actual}" if miss.actual else ""
+        console.print(f"  -x rule {miss.rule} did not match: {miss.check}{actual}", markup=False)
     console.print(_attempts_table(attempts))
 
 
@@ -123,9 +128,15 @@ def _chain(runtime, action, event, delivery) -> list[str]:
             f" occurred {_when(event.occurred_at)}, order {event.order_ref or '-'},"
             f" customer {event.customer_ref or '-'}"
         )
+        if ((event.payload or {}).get("source") or {}).get("estimated"):
+            lines.append(
+                "     estimated: no delivery signal came; the shop's estimated_delivery setting"
+                " took the parcel as delivered"
+            )
     else:
         lines.append("  -> event: gone (deleted or redacted)")
     lines.append(f"  -> rule {action.rule}: {_rule_text(runtime, action.rule)}")
+    lines.append(f"     {_version_text(runtime, action)}")
     lines.append(
         f"  -> action {action.id}: step {action.step} {action.action_type} {action.params},"
         f" {action.category}, once key {action.once_key}"
@@ -147,6 +158,28 @@ def _chain(runtime, action, event, delivery) -> list[str]:
     if action.last_error:
         lines.append(f"     last error: {action.last_error}")
     return lines
+
+
+def _version_text(runtime, action) -> str:
+    """Which version of the rule planned the action, and whether it is the one loaded now."""
+    # deferred import: each command loads only what it uses (all of them: 2.3 s)
+    from aftersale.rules import RulesInvalid
+
+    planned = action.rule_version or "unknown"
+    try:
+        rule = runtime.rules.get(action.rule)
+    except RulesInvalid:
+        rule = None
+    if rule is None:
+        now = f"rule removed; on_disable {action.on_disable or 'drain'}"
+    elif rule.version == action.rule_version:
+        now = "the version loaded now" + ("" if rule.enabled else f", disabled ({rule.on_disable})")
+    else:
+        now = f"changed since: version {rule.version} is loaded now"
+    extra = ""
+    if action.digest:
+        extra = f"; digest of {len(action.digest.get('events') or ())} event(s)"
+    return f"planned by rule version {planned} ({now}){extra}"
 
 
 def _rule_text(runtime, name: str) -> str:
@@ -215,11 +248,22 @@ def retry(ctx, action_ids, all_dead):
 
 
 @actions_group.command("cancel")
-@click.argument("action_id", type=int)
+@click.argument("action_id", type=int, required=False)
 @click.option("--reason", default="cancelled by an operator", show_default=True)
+@click.option("--rule", "rule_name", help="cancel every pending action of this rule")
+@click.option("--shop", help="with --rule: only this shop's (its domain)")
+@click.option("--dry-run", is_flag=True, help="with --rule: only count what would be cancelled")
 @pass_context
-def cancel(ctx, action_id, reason):
-    """Cancel a pending action (scheduled, waiting or queued); it is skipped as ``cancelled``."""
+def cancel(ctx, action_id, reason, rule_name, shop, dry_run):
+    """Cancel a pending action (scheduled, waiting or queued), or with ``--rule NAME`` all of
+    a rule's; they are skipped as ``cancelled``."""
+    if (action_id is None) == (rule_name is None):
+        raise click.UsageError("give an action id or --rule NAME (not both)")
+    if rule_name is None and (shop or dry_run):
+        raise click.UsageError("--shop and --dry-run go with --rule")
+    if rule_name is not None:
+        _cancel_rule(ctx.runtime, rule_name, shop, dry_run, reason)
+        return
     runtime = ctx.runtime
     with runtime.engine.begin() as conn:
         done = action_store.cancel(conn, action_id, runtime.clock.now(), reason)
@@ -232,6 +276,27 @@ def cancel(ctx, action_id, reason):
             " can be cancelled"
         )
     click.echo(f"action {action_id} cancelled")
+
+
+def _cancel_rule(runtime, rule_name: str, shop: str | None, dry_run: bool, reason: str) -> None:
+    """Bulk cancel: the count first (per shop), then cancel unless it is a dry run."""
+    now = runtime.clock.now()
+    with runtime.engine.begin() as conn:
+        pending = action_queries.pending_for_rule(conn, rule_name, shop)
+        per_shop = Counter(row.domain for row in pending)
+        where = f" in {shop}" if shop else ""
+        click.echo(f"{len(pending)} pending action(s) of rule {rule_name}{where}")
+        for domain, number in sorted(per_shop.items()):
+            click.echo(f"  {domain}: {number}")
+        if dry_run or not pending:
+            click.echo("dry run: nothing cancelled" if dry_run else "nothing to cancel")
+            return
+        done = planning.skip_pending(
+            conn, [row.id for row in pending], now, "cancelled", f"{reason} (rule {rule_name})"
+        )
+    click.echo(f"{len(done)} action(s) cancelled")
+    if len(done) < len(pending):
+        click.echo(f"{len(pending) - len(done)} started or finished meanwhile; left as they are")
 
 
 @click.group("deliveries")

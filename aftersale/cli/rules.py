@@ -50,15 +50,28 @@ def check(ctx, folder):
             steps = ", ".join(
                 f"{s.type}:{s.params.get('template', '')}".rstrip(":") for s in rule.steps
             )
-            table.add_row(
-                kind, rule.name, rule.category, format_duration(rule.wait), steps, rule.source
-            )
+            when = format_duration(rule.wait)
+            if rule.wait_fallback is not None:  # wait: {until: repurchase_due, ...}
+                before = format_duration(-rule.wait)
+                when = f"repurchase due - {before} (else {format_duration(rule.wait_fallback)})"
+            if rule.digest:
+                window = format_duration(rule.digest["window"])
+                when += f"; digest {window} per {rule.digest['key']}"
+            if rule.send_at:
+                when += f"; send_at {rule.send_at.describe()}"
+            table.add_row(kind, rule.name, rule.category, when, steps, rule.source)
     console.print(table)
     used = sorted(
         {s.params["template"] for r in ruleset.rules for s in r.steps if "template" in s.params}
     )
     console.print(f"templates used: {', '.join(used) or 'none'}")
-    console.print("[green]OK[/green]")
+    # deferred import: only ``check`` warns about fields a platform never fills
+    from aftersale.rules.field_coverage import unfilled_field_warnings
+
+    warnings = unfilled_field_warnings(folder)
+    for warning in warnings:
+        click.echo(str(warning), err=True)
+    console.print(f"[green]OK[/green]{f' ({len(warnings)} warning(s))' if warnings else ''}")
 
 
 @rules_group.command("test")
@@ -246,6 +259,11 @@ def _print_simulation(outcomes, seen: int, folder) -> None:
                     f"   [green]ends the wait of[/green] {step.rule}: {step.step},"
                     f" now due {step.due_at:%Y-%m-%d %H:%M} UTC"
                 )
+            for step in sim.joined:
+                console.print(
+                    f"   [green]joins the digest of[/green] {step.rule}: {step.step},"
+                    f" now {step.digest_events} event(s), due {step.due_at:%Y-%m-%d %H:%M} UTC"
+                )
             if not sim.verdicts:
                 console.print("   no rule listens to this event")
             for name, matched, reason in sim.verdicts:
@@ -266,7 +284,28 @@ def _print_simulation(outcomes, seen: int, folder) -> None:
                     line += f" [yellow]would be skipped at send time: {step.skip}[/yellow]"
                 if step.problem:
                     line += f" [red]{step.problem}[/red]"
-                console.print(line, markup=True)
+                console.print(line + _promises_text(step), markup=True)
+                if step.recheck:
+                    colour = "green" if step.recheck == "passes" else "yellow"
+                    console.print(
+                        f"        re-check of 'if' before sending: [{colour}]{step.recheck}"
+                        f"[/{colour}]",
+                        markup=True,
+                    )
+
+
+def _promises_text(step) -> str:
+    """The slot chosen (local time in the recipient's zone) and whether it is a digest."""
+    text = ""
+    if step.zone and not step.waits_for:
+        # deferred import: only ``rules test`` prints local times
+        from zoneinfo import ZoneInfo
+
+        local = step.due_at.astimezone(ZoneInfo(step.zone))
+        text += f" [dim](local {local:%a %H:%M} {step.zone})[/dim]"
+    if step.digest_events:
+        text += f" [dim]digest of {step.digest_events} event(s)[/dim]"
+    return text
 
 
 def register(group: click.Group) -> None:
