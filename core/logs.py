@@ -23,23 +23,32 @@ import sys
 
 import orjson
 import structlog
-from structlog.contextvars import bind_contextvars, bound_contextvars, clear_contextvars
+from structlog.contextvars import (
+    bind_contextvars,
+    bound_contextvars,
+    clear_contextvars,
+    unbind_contextvars,
+)
 
 __all__ = [
     "bind",
     "bound",
     "clear",
     "configure",
+    "default_format",
     "describe_error",
     "get_logger",
+    "library_level",
     "mask_email",
     "mask_phone",
     "scrub",
+    "unbind",
 ]
 
 bind = bind_contextvars
 bound = bound_contextvars
 clear = clear_contextvars
+unbind = unbind_contextvars
 
 
 def _orjson_dumps(value, **_kw) -> bytes:
@@ -85,7 +94,7 @@ def configure(level: str = "INFO", fmt: str = "json", stream=None) -> None:
             getattr(stream, "buffer", stream) if stream else _STDERR
         )
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        renderer = structlog.dev.ConsoleRenderer(colors=_colours(stream))
         factory = structlog.PrintLoggerFactory(stream or sys.stderr)
     structlog.configure(
         processors=[*shared, renderer],
@@ -103,7 +112,7 @@ def _configure_stdlib(level: int, fmt: str, stream, shared: list) -> None:
             serializer=lambda v, **kw: orjson.dumps(v, default=str).decode()
         )
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else structlog.dev.ConsoleRenderer(colors=_colours(stream))
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(
@@ -122,9 +131,31 @@ def _configure_stdlib(level: int, fmt: str, stream, shared: list) -> None:
     root.addHandler(handler)
     root.setLevel(level)
     # RQ logs every job start and end at INFO; our own lines already say what each job did.
-    quiet = logging.DEBUG if level <= logging.DEBUG else logging.WARNING
+    quiet = library_level(level)
     for noisy in ("rq.worker", "rq.queue", "rq.scheduler", "mail.log", "alembic.runtime.migration"):
         logging.getLogger(noisy).setLevel(quiet)
+
+
+def library_level(level: int | str) -> int:
+    """The level for RQ's per-job chatter ("Job OK", "result discarded"): kept only at DEBUG.
+
+    ``Worker.work(logging_level=...)`` sets the ``rq.worker`` level itself, so
+    the worker passes this, not LOG_LEVEL, or RQ's lines come back at INFO.
+    """
+    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    return logging.DEBUG if numeric <= logging.DEBUG else logging.WARNING
+
+
+def default_format(stream=None) -> str:
+    """``console`` on a terminal (a person reads it), ``json`` otherwise (a machine does)."""
+    target = stream or sys.stderr
+    isatty = getattr(target, "isatty", None)
+    return "console" if isatty is not None and isatty() else "json"
+
+
+def _colours(stream) -> bool:
+    """Colour codes only for a terminal: in a file or a pipe they are noise."""
+    return default_format(stream) == "console"
 
 
 def get_logger(name: str):

@@ -56,7 +56,10 @@ def test_the_token_holder_gets_each_check(config, clock):
     with web(config, clock, readyz_token=TOKEN) as client:
         answer = client.get("/readyz", headers=bearer(TOKEN))
         assert answer.status_code == 200
-        assert answer.json == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
+        assert answer.json == {
+            "status": "ok",
+            "checks": {"database": "ok", "redis": "ok", "worker": "down", "scheduler": "down"},
+        }
 
 
 @pytest.mark.parametrize(
@@ -94,7 +97,7 @@ def test_a_database_outage_is_503_without_hosts_or_error_text(config, clock):
         assert detailed.status_code == 503
         assert detailed.json == {
             "status": "unavailable",
-            "checks": {"database": "down", "redis": "ok"},
+            "checks": {"database": "down", "redis": "ok", "worker": "down", "scheduler": "down"},
         }
         assert_tells_nothing_of_where(detailed)
 
@@ -104,7 +107,10 @@ def test_redis_down_is_reported_to_the_token_holder_but_the_process_stays_ready(
         public = client.get("/readyz")
         assert public.status_code == 200 and public.json == {"status": "ok"}
         detailed = client.get("/readyz", headers=bearer(TOKEN))
-        assert detailed.json == {"status": "ok", "checks": {"database": "ok", "redis": "down"}}
+        assert detailed.json == {
+            "status": "ok",
+            "checks": {"database": "ok", "redis": "down", "worker": "down", "scheduler": "down"},
+        }
         assert_tells_nothing_of_where(detailed)
 
 

@@ -13,9 +13,11 @@ from __future__ import annotations
 import hmac
 
 from flask import Blueprint, current_app, jsonify, request
+from redis.exceptions import RedisError
 from sqlalchemy import text
 
 from aftersale.core import logs
+from aftersale.store import heartbeats
 
 bp = Blueprint("health", __name__)
 log = logs.get_logger("webhooks.health")
@@ -30,10 +32,13 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     """Database and Redis reachable. Webhooks are still accepted without Redis (outbox), so
-    Redis being down is reported but does not make the process unready."""
+    Redis being down is reported but does not make the process unready; so are workers and
+    the scheduler without a heartbeat."""
     runtime = current_app.extensions["aftersale"]
     checks = {"database": _check("database", _ping_database, runtime)}
     checks["redis"] = _check("redis", lambda rt: rt.redis.ping(), runtime)
+    down = {role: "down" for role in heartbeats.ROLES}
+    checks.update(_processes(runtime) if checks["redis"] == "ok" else down)
     ready = checks["database"] == "ok"
     body = {"status": "ok" if ready else "unavailable"}
     if _authorized(runtime.config.readyz_token):
@@ -42,6 +47,20 @@ def readyz():
     response.status_code = 200 if ready else 503
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _processes(runtime) -> dict[str, str]:
+    """``worker`` and ``scheduler``: ``ok`` while one beats (store/heartbeats.py), else ``down``.
+
+    Reported, never a reason to be unready: webhooks are stored without them
+    and processed when they come back.
+    """
+    try:
+        beats = heartbeats.alive(runtime)
+    except RedisError as exc:
+        log.warning("health.check_failed", check="heartbeats", error=type(exc).__name__)
+        return {role: "down" for role in heartbeats.ROLES}
+    return {role: "ok" if beats.get(role) else "down" for role in heartbeats.ROLES}
 
 
 def _ping_database(runtime) -> None:

@@ -14,12 +14,13 @@ from datetime import datetime
 
 import orjson
 
-from aftersale.core import logs
+from aftersale.connectors import get_connector
+from aftersale.core import logs, metrics
 from aftersale.rules import pipeline
 from aftersale.store import deliveries as delivery_store
 from aftersale.store import shops as shop_store
 from aftersale.store.queues import hand_off_actions
-from aftersale.workers import privacy
+from aftersale.workers import privacy, shop_catalog
 
 log = logs.get_logger("workers.processing")
 MAX_DELIVERY_ATTEMPTS = 5
@@ -44,14 +45,17 @@ def process_delivery(runtime, delivery_id: int) -> str:
     return result.status
 
 
-def process_one(runtime, delivery_id: int) -> Processed:
+def process_one(runtime, delivery_id: int, ruleset=None) -> Processed:
     """Process one delivery in one transaction; the caller hands ``due_actions`` to RQ.
+
+    ``ruleset``: the rules to judge it by (default: the loaded ones); a backfill
+    passes its own (one rule, or none for history only).
 
     Raises whatever processing raised, after recording the failure on the
     delivery row (it is retried by the relay, then marked ``failed``).
     """
     now = runtime.clock.now()
-    ruleset = runtime.rules
+    ruleset = ruleset if ruleset is not None else runtime.rules
     try:
         with runtime.engine.begin() as conn:
             row = delivery_store.claim(conn, delivery_id)
@@ -65,7 +69,8 @@ def process_one(runtime, delivery_id: int) -> Processed:
         _record_failure(runtime, delivery_id, exc, now)
         raise
     finally:
-        logs.clear()
+        # not clear(): the job's own id, bound around this call, stays on later lines
+        logs.unbind("shop", "platform", "delivery", "topic", "order")
     return Processed(status, queued)
 
 
@@ -76,11 +81,17 @@ def _process(conn, runtime, ruleset, shop, row, now: datetime) -> tuple[str, lis
         log.info("delivery.processed", status="ignored", outcome=note, events=0)
         return "ignored", []
     payload = orjson.loads(row.body)
+    # every line of this delivery's processing names its order (unbound by process_one)
+    logs.bind(order=get_connector(shop.platform).order_ref(row.topic, payload))
     result, handled = pipeline.run_delivery(
         conn, ruleset, shop, pipeline.delivery_meta(shop, row), payload, row.id, now
     )
     privacy.apply(conn, runtime, shop, result, payload, now)
+    shop_catalog.apply(conn, shop, result, now, ruleset)  # products, order lines (issue 25)
     queued = [action_id for one in handled for action_id in one.due]
+    for one in handled:
+        if not one.duplicate:
+            metrics.EVENTS.labels(one.event.kind).inc()
     status = OUTCOME_STATUS.get(result.outcome, "ignored")
     delivery_store.finish(conn, row.id, status, now, note=_note(result))
     log.info(

@@ -44,7 +44,10 @@ def serve(ctx, host, port, web_workers, job_workers, no_migrate):
     aftersale = [sys.executable, "-m", "aftersale", *(["--debug"] if ctx.debug else [])]
     commands = [
         ("web", _gunicorn_command(host, port, web_workers)),
-        *[(f"worker-{i + 1}", [*aftersale, "worker"]) for i in range(job_workers)],
+        *[
+            (f"worker-{i + 1}", [*aftersale, "worker", *_metrics_port(config, i)])
+            for i in range(job_workers)
+        ],
         ("scheduler", [*aftersale, "scheduler"]),
     ]
     click.echo(
@@ -56,6 +59,13 @@ def serve(ctx, host, port, web_workers, job_workers, no_migrate):
     click.echo(f"  rules:    {config.rules_dir}")
     click.echo("Try it: aftersale send-test-webhook   (Ctrl-C stops everything)")
     _supervise(commands)
+
+
+def _metrics_port(config, index: int) -> list[str]:
+    """Worker ``index`` of ``serve`` gets WORKER_METRICS_PORT + index (one port a process)."""
+    if not config.worker_metrics_port:
+        return []
+    return ["--metrics-port", str(config.worker_metrics_port + index)]
 
 
 def _gunicorn_command(host: str, port: int, workers: int) -> list[str]:
@@ -130,13 +140,19 @@ def web(ctx, host, port, workers):
 @click.command()
 @click.option("--burst", is_flag=True, help="exit when the queues are empty")
 @click.option("--name", default=None, help="worker name shown by `rq info`")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="serve Prometheus metrics on this port (default: WORKER_METRICS_PORT; 0: none)",
+)
 @pass_context
-def worker(ctx, burst, name):
+def worker(ctx, burst, name, metrics_port):
     """Run one RQ worker (no fork per job) on the deliveries and actions queues."""
     # deferred import: each command loads only what it uses (all of them: 2.3 s)
     from aftersale.workers.runner import run_worker
 
-    run_worker(ctx.runtime, burst=burst, name=name)
+    run_worker(ctx.runtime, burst=burst, name=name, metrics_port=metrics_port)
 
 
 @click.command()
@@ -148,8 +164,11 @@ def worker(ctx, burst, name):
 def scheduler(ctx, once, interval):
     """Run the scheduler: due actions, the delivery outbox sweep, lost-job recovery."""
     # deferred import: each command loads only what it uses (all of them: 2.3 s)
+    from aftersale.core import metrics, sentry
+    from aftersale.store.monitoring import StateCollector
     from aftersale.workers.scheduler import Scheduler, stop_on_signals
 
+    sentry.init(ctx.config, "scheduler")
     ctx.runtime.check_services()  # at start; later outages are ridden out tick by tick
     sched = Scheduler(ctx.runtime)
     if once:
@@ -161,9 +180,14 @@ def scheduler(ctx, once, interval):
         for error in report.errors:
             click.echo(f"error: {error}", err=True)
         sys.exit(1 if report.errors else 0)
+    if ctx.config.scheduler_metrics_port:  # the scheduler also serves the system's state
+        metrics.serve(ctx.config.scheduler_metrics_port, StateCollector(ctx.runtime))
     stop = threading.Event()
     stop_on_signals(stop)
-    sched.run(stop, interval)
+    try:
+        sched.run(stop, interval)
+    finally:
+        sentry.flush()
 
 
 def _runtime(config):
