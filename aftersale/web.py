@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from flask import Flask
 
+from aftersale import admin
 from aftersale.core.config import Config
 from aftersale.runtime import Runtime
 from aftersale.shopify_app import bp as shopify_app_bp
-from aftersale.webhooks import make_app
+from aftersale.webhooks import make_app, route
 from aftersale.woocommerce_auth import bp as woocommerce_auth_bp
 
 
@@ -21,4 +22,6 @@ def create_app(config: Config | None = None, runtime: Runtime | None = None) -> 
     app = make_app(runtime or Runtime(config or Config.from_env()))
     app.register_blueprint(woocommerce_auth_bp)
     app.register_blueprint(shopify_app_bp)
+    admin.install(app)  # /admin: off (and says how to turn it on) without ADMIN_PASSWORD
+    route.install(app)  # webhook POSTs answered before Flask dispatches (webhooks/route.py)
     return app
