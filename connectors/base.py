@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from types import ModuleType
 from typing import TYPE_CHECKING, ClassVar
 
 from aftersale.connectors.sanitize import (
@@ -29,7 +30,7 @@ from aftersale.connectors.sanitize import (
 )
 from aftersale.core.errors import PermanentError
 from aftersale.core.events import Event, iso, parse_time
-from aftersale.core.platform import OrderState, ShopAccess
+from aftersale.core.platform import DeliverySettings, OrderState, ShopAccess
 
 if TYPE_CHECKING:
     import requests
@@ -79,6 +80,14 @@ class DeliveryMeta:
     triggered_at: datetime | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     received_at: datetime | None = None
+    #: what stored the delivery when not a webhook: ``reconcile`` or ``backfill``
+    #: (workers/reconcile.py); recorded in each event's ``source``
+    via: str | None = None
+    #: the shop's settings for this platform's connector, compiled from settings.yaml
+    #: (``Settings.platforms[platform]``, e.g. WooCommerce's meta keys); set by the pipeline
+    options: Mapping[str, object] = field(default_factory=dict)
+    #: the shop's delivery signals (custom order statuses), from its settings
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
 
     @property
     def happened_at(self) -> datetime | None:
@@ -123,6 +132,14 @@ class Connector(ABC):
     REQUIRED_KEYS: ClassVar[Mapping[str, tuple[str, ...]]] = {}
     #: what each payload key the connector reads must be (connectors/sanitize.py)
     PAYLOAD_SHAPE: ClassVar[Shape] = EMPTY_SHAPE
+    #: canonical fields (dotted, as rules write them) this platform's events never carry:
+    #: a rule conditioned on one cannot match there, and ``rules check`` says so
+    NEVER_FILLED: ClassVar[Mapping[str, str]] = {}
+    #: the platform's order listing (``order_pages``, ``order_version``, ``as_deliveries``),
+    #: for reconciliation and backfill; see connectors/shopify/orders.py
+    orders: ClassVar[ModuleType | None] = None
+    #: the product listing for ``aftersale catalog sync``; see connectors/shopify/products.py
+    products: ClassVar[ModuleType | None] = None
 
     def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool:
         """True for a platform's unsigned "are you there?" request, answered 200, stored nowhere."""
@@ -182,7 +199,12 @@ class Connector(ABC):
             shop=meta.shop,
             key=str(key),
             occurred_at=occurred,
-            source={"platform": self.name, "topic": meta.topic, "delivery_id": meta.delivery_id},
+            source={
+                "platform": self.name,
+                "topic": meta.topic,
+                "delivery_id": meta.delivery_id,
+                **({"via": meta.via} if meta.via else {}),
+            },
             **{k: v for k, v in subjects.items() if v is not None},
         )
 

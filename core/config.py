@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from aftersale.core.dkim import DkimKey, DkimKeyError, load_key
+from aftersale.core.logs import default_format as default_log_format
+
 # The built-in data folders are found next to the code, in the folder above core/:
 # in a checkout (and an editable install) that is the repository root, which keeps
 # templates/, examples/ and tests/fixtures/; installed from a wheel it is the package
@@ -27,6 +30,8 @@ BUILTIN_TEMPLATES_DIR = PROJECT_ROOT / "templates"
 EXAMPLES_DIR = PROJECT_ROOT / "examples"
 DEFAULT_RULES_DIR = EXAMPLES_DIR / "starter"
 MIB = 1024 * 1024
+#: the admin page's password is guessed online only (login is rate-limited), but not a short one
+ADMIN_PASSWORD_MIN = 12
 MAIL_SCHEMES = ("smtp", "smtps", "file", "memory", "postmark", "postmark+http")
 SMS_SCHEMES = ("twilio", "twilio+http", "memory")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
@@ -147,11 +152,33 @@ class Config:
     #: raw webhook bodies and headers are emptied this many days after receipt (the
     #: delivery row and its outcome stay): what Shopify sent holds customer data
     delivery_body_days: int = 30
+    #: how often each connected shop's platform is asked for orders changed since the last
+    #: run and its webhooks are checked (workers/reconcile.py); 0 turns it off
+    reconcile_minutes: int = 15
     log_level: str = "INFO"
     log_format: str = "json"
     environment: str = "development"
     #: a caller sending ``Authorization: Bearer <it>`` gets /readyz's per-check details
     readyz_token: str = ""
+    #: why-not records (rules that did not match an event) are deleted after this many days
+    rule_miss_days: int = 30
+    #: workers and schedulers beat this often; a heartbeat expires after three missed beats
+    heartbeat_seconds: float = 10.0
+    #: a worker (first one, the next ones +1, +2 ... under ``serve``) and the scheduler serve
+    #: Prometheus metrics on these ports; 0 serves none
+    worker_metrics_port: int = 0
+    scheduler_metrics_port: int = 0
+    #: ``/metrics`` is served only with this set, to ``Authorization: Bearer <it>``
+    metrics_token: str = ""
+    #: the admin page's one password (/admin); unset, the admin page is off
+    admin_password: str = ""
+    #: DKIM signing of SMTP mail for the deployment's domain; a shop with its own
+    #: domain gets its own key in the rule pack's settings.yaml (``dkim:``)
+    dkim_key_file: str = ""
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    #: the key above, loaded and checked by :meth:`validated`
+    dkim: DkimKey | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -180,12 +207,23 @@ class Config:
             "previous_secret_key": env.get("SECRET_KEY_PREVIOUS", ""),
             "public_url": (env.get("PUBLIC_URL") or cls.public_url).rstrip("/"),
             "queue_prefix": env.get("QUEUE_PREFIX") or cls.queue_prefix,
-            "max_body_bytes": int(env.get("MAX_BODY_BYTES") or MIB),
-            "delivery_body_days": int(env.get("DELIVERY_BODY_DAYS") or 30),
+            "max_body_bytes": _whole_number(env, "MAX_BODY_BYTES", MIB),
+            "delivery_body_days": _whole_number(env, "DELIVERY_BODY_DAYS", 30),
+            "reconcile_minutes": _whole_number(env, "RECONCILE_MINUTES", 15),
             "log_level": (env.get("LOG_LEVEL") or "INFO").upper(),
-            "log_format": env.get("LOG_FORMAT") or "json",
+            # readable colours on a terminal, one JSON object a line otherwise (core/logs.py)
+            "log_format": env.get("LOG_FORMAT") or default_log_format(),
             "environment": env.get("AFTERSALE_ENV") or "development",
             "readyz_token": env.get("READYZ_TOKEN", ""),
+            "rule_miss_days": _number(env, "RULE_MISS_DAYS", 30),
+            "heartbeat_seconds": _number(env, "HEARTBEAT_SECONDS", 10.0, float),
+            "worker_metrics_port": _number(env, "WORKER_METRICS_PORT", 0),
+            "scheduler_metrics_port": _number(env, "SCHEDULER_METRICS_PORT", 0),
+            "metrics_token": env.get("METRICS_TOKEN", ""),
+            "admin_password": env.get("ADMIN_PASSWORD", ""),
+            "dkim_key_file": env.get("DKIM_KEY_FILE", ""),
+            "dkim_selector": env.get("DKIM_SELECTOR", ""),
+            "dkim_domain": env.get("DKIM_DOMAIN", ""),
         }
         values.update(overrides)
         return cls(**values).validated()
@@ -209,8 +247,29 @@ class Config:
             raise ConfigError(f"LOG_FORMAT: expected json or console, got {self.log_format!r}")
         if self.max_body_bytes <= 0:
             raise ConfigError("MAX_BODY_BYTES must be positive")
+        if self.rule_miss_days <= 0:
+            raise ConfigError("RULE_MISS_DAYS must be a positive number of days")
+        if self.heartbeat_seconds <= 0:
+            raise ConfigError("HEARTBEAT_SECONDS must be a positive number of seconds")
+        for setting, port in (
+            ("WORKER_METRICS_PORT", self.worker_metrics_port),
+            ("SCHEDULER_METRICS_PORT", self.scheduler_metrics_port),
+        ):
+            if not 0 <= port <= 65535:
+                raise ConfigError(
+                    f"{setting}={port}: expected a port from 1 to 65535, or 0 for none"
+                )
+        if self.reconcile_minutes < 0:
+            raise ConfigError("RECONCILE_MINUTES must be 0 (off) or a positive number of minutes")
         if self.delivery_body_days <= 0:
             raise ConfigError("DELIVERY_BODY_DAYS must be a positive number of days")
+        if self.admin_password and len(self.admin_password) < ADMIN_PASSWORD_MIN:
+            raise ConfigError(
+                f"ADMIN_PASSWORD: at least {ADMIN_PASSWORD_MIN} characters (it has"
+                f" {len(self.admin_password)}); choose a longer one, or unset it to turn the"
+                " admin page off"
+            )
+        changes = {"dkim": self._dkim_key()}
         if self.is_production:
             missing = self.production_problems()
             if missing:
@@ -218,15 +277,43 @@ class Config:
                     f"AFTERSALE_ENV=production refuses to start; missing: {', '.join(missing)}."
                     ' Set them (see "Production guard" in the README).'
                 )
-            return self
-        changes = {}
+            return dataclasses.replace(self, **changes)
         if not self.shopify_api_secrets or not self.secret_key:
             dev = _dev_secrets(self.instance_path)
             if not self.shopify_api_secrets:
                 changes["shopify_api_secrets"] = (dev["SHOPIFY_API_SECRET"],)
             if not self.secret_key:
                 changes["secret_key"] = dev["SECRET_KEY"]
-        return dataclasses.replace(self, **changes) if changes else self
+        return dataclasses.replace(self, **changes)
+
+    def _dkim_key(self) -> DkimKey | None:
+        """The deployment's DKIM key, read and checked now; None when DKIM is not configured."""
+        if not (self.dkim_key_file or self.dkim_selector or self.dkim_domain):
+            return None
+        names = {"domain": "DKIM_DOMAIN", "selector": "DKIM_SELECTOR", "key_file": "DKIM_KEY_FILE"}
+        try:
+            return load_key(self.dkim_domain, self.dkim_selector, self.dkim_key_file, names=names)
+        except DkimKeyError as exc:
+            raise ConfigError(f"{exc} (see docs/deliverability.md)") from None
+
+    def warnings(self) -> list[str]:
+        """What start-up logs as a warning: settings that work but are unsafe (production
+        refuses a plain-http PUBLIC_URL instead)."""
+        found = []
+        parts = urlsplit(self.public_url)
+        if parts.scheme != "https" or not parts.hostname:
+            found.append(
+                f"PUBLIC_URL={self.public_url} is not https: links in messages (unsubscribe,"
+                " reviews, preferences) point there, and customers' clients warn about or block"
+                " plain http. Set PUBLIC_URL to the https:// address the app is reachable at;"
+                " AFTERSALE_ENV=production refuses to start without one."
+            )
+        if self.dkim and _shared_file(self.dkim.key_file):
+            found.append(
+                f"DKIM_KEY_FILE={self.dkim.key_file} can be read by other users: anyone who"
+                " reads it can sign mail as the domain. chmod 600 it."
+            )
+        return found
 
     @property
     def is_production(self) -> bool:
@@ -247,7 +334,7 @@ class Config:
     def __repr__(self) -> str:
         """Secrets hidden and URLs masked, so a Config in a log or traceback gives nothing away."""
         secret = ("shopify_api_secrets", "webhook_secret", "secret_key", "previous_secret_key")
-        secret += ("readyz_token", "sentry_dsn")
+        secret += ("readyz_token", "sentry_dsn", "metrics_token", "admin_password")
         shown = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -282,6 +369,25 @@ class Config:
         return f"{self.queue_prefix}-{purpose}"
 
 
+def _number(env: dict, name: str, default, kind=int):
+    """A numeric setting, or a ConfigError naming it and what was found."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a number") from None
+
+
+def _shared_file(path: Path) -> bool:
+    """Whether users other than the owner may read or write ``path`` (False if it is gone)."""
+    try:
+        return bool(path.stat().st_mode & 0o077)
+    except OSError:
+        return False
+
+
 def _secret_list(env: dict, name: str) -> tuple[str, ...]:
     """The current secret and, during a rotation, the previous one (``<NAME>_PREVIOUS``)."""
     values = [env.get(name, ""), env.get(f"{name}_PREVIOUS", "")]
@@ -305,3 +411,14 @@ def _dev_secrets(instance: Path) -> dict:
     finally:
         tmp.unlink()
     return json.loads(path.read_text())
+
+
+def _whole_number(env: dict, name: str, default: int) -> int:
+    """An integer setting; a clear error naming it when it is not one."""
+    raw = env.get(name)
+    if raw is None or str(raw).strip() == "":
+        return default
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from None

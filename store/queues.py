@@ -28,6 +28,8 @@ ACTIONS = "actions"
 DELIVERY_BATCH = 20
 ACTION_BATCH = 25
 FAILURE_TTL = 7 * 24 * 3600
+#: seconds one reconcile run may take before RQ stops it (the cursor keeps its progress)
+RECONCILE_TIMEOUT = 3600
 
 log = logs.get_logger("store.queues")
 
@@ -53,6 +55,21 @@ def enqueue_registration(runtime, domain: str) -> str:
     """Create a connected WooCommerce store's webhooks in a worker; the job id."""
     job = runtime.queue(DELIVERIES).enqueue(
         "aftersale.shops.register_webhooks_job", domain, failure_ttl=FAILURE_TTL
+    )
+    return job.id
+
+
+def enqueue_reconcile(runtime, shop_id: int) -> str:
+    """One shop's reconcile run (orders changed since its cursor, webhook health); the job id.
+
+    On the actions queue, behind webhooks; a run of many pages may take long.
+    """
+    job = runtime.queue(ACTIONS).enqueue(
+        "aftersale.reconcile_jobs.reconcile_job",
+        shop_id,
+        failure_ttl=FAILURE_TTL,
+        job_timeout=RECONCILE_TIMEOUT,
+        result_ttl=0,
     )
     return job.id
 

@@ -24,6 +24,8 @@ from aftersale.connectors.base import (
     verify_base64_hmac,
 )
 from aftersale.connectors.base import ref as _id
+from aftersale.connectors.shopify import orders as shopify_orders
+from aftersale.connectors.shopify import products as shopify_products
 from aftersale.connectors.shopify import topics
 from aftersale.connectors.shopify.api import ShopifyAdminAPI, discount_input, gid
 from aftersale.connectors.shopify.canonical import PAYLOAD_SHAPE, return_order_id
@@ -63,11 +65,17 @@ class ShopifyConnector(Connector):
     """
 
     name = "shopify"
+    orders = shopify_orders
+    products = shopify_products
     creates_shops = False
     requires_install = True
     ANY_SHOP_TOPICS = ANY_SHOP_TOPICS
     REQUIRED_KEYS = topics.REQUIRED_KEYS
     PAYLOAD_SHAPE = PAYLOAD_SHAPE
+    NEVER_FILLED = {
+        "order.line_items.product_type": "order line items carry no product type "
+        "(it is on the product: filled from the catalog once `aftersale catalog sync` ran)",
+    }
     TOPIC_HANDLERS = topics.TOPIC_HANDLERS
     IGNORED_TOPICS = topics.IGNORED_TOPICS
 
@@ -98,8 +106,11 @@ class ShopifyConnector(Connector):
         )
 
     def signing_secrets(self, meta: DeliveryMeta, config, credentials) -> Sequence[str]:
-        """Shopify signs with the app's client secret (and the previous one during a rotation)."""
-        return config.shopify_api_secrets
+        """Shopify signs with the app's client secret (and the previous one during a rotation);
+        a store connected with ``shops add-shopify`` uses its own app, whose secret is stored
+        with the shop."""
+        own = (credentials or {}).get("client_secret")
+        return (*config.shopify_api_secrets, own) if own else config.shopify_api_secrets
 
     def verify(self, meta: DeliveryMeta, raw_body: bytes, secrets: Sequence[str]) -> None:
         verify_base64_hmac(header(meta.headers, "X-Shopify-Hmac-Sha256"), raw_body, secrets)
