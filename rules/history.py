@@ -37,10 +37,13 @@ def uses_history(condition) -> bool:
 
 
 def customer_history(rows, current_order_ref: str | None) -> dict:
-    """Facts from the customer's stored orders (``rows``: order_ref, occurred_at, payload)."""
+    """Facts from the customer's stored orders (``rows``: order_ref, occurred_at, and the
+    order's total_price and line_items, as store.events.customer_orders reads them)."""
     orders: dict[str, tuple[datetime, dict]] = {}
     for row in rows:
-        orders.setdefault(row.order_ref, (row.occurred_at, (row.payload or {}).get("order") or {}))
+        items = row.line_items if isinstance(row.line_items, list) else []
+        order = {"total_price": row.total_price, "line_items": items}
+        orders.setdefault(row.order_ref, (row.occurred_at, order))
     spent = Decimal(0)
     for _, order in orders.values():
         try:
@@ -132,3 +135,56 @@ class HasPurchased(Condition):
             return None
         count = len((ctx.get("customer") or {}).get("purchases") or [])
         return f"customer.has_purchased {self.spec!r}: no such earlier purchase ({count} items)"
+
+
+# -- catalog facts (issue 25): what kinds of things the customer buys, from order lines -------
+
+CATALOG_FIELDS = frozenset(
+    {"product_types", "categories", "type_history", "lifetime_orders", "lifetime_spent", "currency"}
+)
+
+
+def catalog_history(lines: list[dict], catalog: dict) -> dict:
+    """Facts from the customer's order lines (``store.catalog.line_rows`` shaped dicts).
+
+    ``catalog``: product ref -> its ``products`` row, for the type and categories the
+    shop gives the product now (a line keeps the type its order carried otherwise).
+    ``lifetime_spent`` is merchandise: line prices times quantities, in the shop's
+    currency, before discounts, shipping and tax; cancelled orders are not in the lines.
+    """
+    types: dict[str, dict] = {}
+    categories: list[str] = []
+    orders: set[str] = set()
+    spent = Decimal(0)
+    currency = None
+    for line in sorted(lines, key=lambda row: row["ordered_at"]):
+        product = catalog.get(line["product_ref"])
+        kind = (product.product_type if product is not None else None) or line.get("product_type")
+        for name in (product.categories if product is not None else None) or (
+            [kind] if kind else []
+        ):
+            if name and name not in categories:
+                categories.append(name)
+        orders.add(line["order_ref"])
+        currency = line.get("currency") or currency
+        spent += _line_total(line)
+        if kind:
+            seen = types.setdefault(kind, {"product_type": kind, "first_at": None, "orders": set()})
+            seen["first_at"] = seen["first_at"] or iso(line["ordered_at"])
+            seen["last_at"] = iso(line["ordered_at"])
+            seen["orders"].add(line["order_ref"])
+    return {
+        "product_types": list(types),
+        "categories": categories,
+        "type_history": [{**t, "orders": len(t["orders"])} for t in types.values()],
+        "lifetime_orders": len(orders),
+        "lifetime_spent": money(spent),
+        "currency": currency,
+    }
+
+
+def _line_total(line: dict) -> Decimal:
+    try:
+        return Decimal(str(line.get("price") or 0)) * int(line.get("quantity") or 1)
+    except (InvalidOperation, ValueError):
+        return Decimal(0)
