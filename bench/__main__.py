@@ -1,6 +1,6 @@
 """Every benchmark in one command: ``python -m bench`` (about ten minutes on two cores).
 
-    python -m bench [--quick] [--only ingest,worker,e2e,rules]
+    python -m bench [--quick] [--only ingest,worker,e2e,rules,recommend]
 
 Runs each benchmark script in its own process, one after the other (they
 must not share the machine), with its defaults (``--quick``: shorter runs,
@@ -29,6 +29,11 @@ BENCHMARKS = {
     ),
     "e2e": ("e2e_bench.py", [], ["--seconds", "15", "--burst-seconds", "10"]),
     "rules": ("rules_bench.py", [], []),
+    "recommend": (
+        "recommend_bench.py",
+        [],
+        ["--orders", "5000", "--lines", "50000", "--eval", "1000"],
+    ),
 }
 
 

@@ -116,12 +116,15 @@ def install_demo_shop(database_url: str) -> None:
     from aftersale.store.db import make_engine
 
     engine = make_engine(database_url)
-    now = datetime.now(UTC)
     try:
         with engine.begin() as conn:
-            shop_id = shop_store.ensure_shop(conn, "shopify", BENCH_SHOP, now)
-            shop_store.save_credentials(
-                conn, shop_id, (BENCH_SECRET_KEY,), {"placeholder": "bench"}, now
+            shop_store.install_placeholder(
+                conn,
+                "shopify",
+                BENCH_SHOP,
+                (BENCH_SECRET_KEY,),
+                {"placeholder": "bench"},
+                datetime.now(UTC),
             )
     finally:
         engine.dispose()
@@ -141,9 +144,39 @@ def aftersale_env(database_url: str, redis_url: str, instance: Path, **extra) ->
     return env
 
 
+def import_root(tree: Path, folder: Path) -> Path:
+    """A folder to put first on PYTHONPATH so ``aftersale`` imports from another checkout.
+
+    ``tree`` is laid out as this repository (for instance ``git archive <ref>`` unpacked,
+    or a copy of a working tree); its setup.cfg's ``package_dir`` maps the top-level
+    folders into the ``aftersale`` namespace, rebuilt here with symlinks. For A/B runs
+    of two versions of the code in one bench run.
+    """
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(tree / "setup.cfg")
+    root = folder / "import-root"
+    package = root / "aftersale"
+    package.mkdir(parents=True, exist_ok=True)
+    for entry in (tree / "aftersale").iterdir():
+        (package / entry.name).symlink_to(entry)
+    for line in cfg["options"]["package_dir"].split("\n"):
+        name, _, source = (part.strip() for part in line.partition("="))
+        if name.count(".") == 1 and name.startswith("aftersale."):
+            target = package / name.split(".", 1)[1]
+            if not target.exists():
+                target.symlink_to(tree / source)
+    return root
+
+
 @contextmanager
-def gunicorn(app: str, env: dict, *, workers: int, threads: int, log_path: Path):
-    """gunicorn with the settings `aftersale web` uses, logging to a file like production would."""
+def gunicorn(app: str, env: dict, *, workers: int, threads: int, log_path: Path, cwd=ROOT):
+    """gunicorn with the settings `aftersale web` uses, logging to a file like production would.
+
+    The production config file (aftersale/gunicorn_conf.py: its hooks, multiprocess
+    metrics, ``gc.freeze``) with this run's bind, workers and threads, for every target.
+    """
     port = free_port()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -151,6 +184,8 @@ def gunicorn(app: str, env: dict, *, workers: int, threads: int, log_path: Path)
                 sys.executable,
                 "-m",
                 "gunicorn",
+                "--config",
+                "python:aftersale.gunicorn_conf",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
@@ -164,7 +199,7 @@ def gunicorn(app: str, env: dict, *, workers: int, threads: int, log_path: Path)
                 app,
             ],
             env=env,
-            cwd=ROOT,
+            cwd=cwd,
             stdout=log,
             stderr=log,
             start_new_session=True,

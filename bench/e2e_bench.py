@@ -2,6 +2,7 @@
 
     python bench/e2e_bench.py [--db sqlite|postgresql] [--rate 50] [--seconds 60]
                               [--burst-rate 300] [--burst-seconds 30] [--workers 2]
+                              [--kill-after 5] [--scale 1,2,4]
 
 Runs the real processes as `aftersale serve` would (gunicorn web, RQ workers,
 the scheduler/relay) against a private Redis, a fresh database and a local
@@ -10,7 +11,12 @@ on every order.created). Phase 1 posts orders/create at a steady --rate and
 measures, per order, the time from the POST to the mail accepted by SMTP.
 Phase 2 offers --burst-rate to find the sustained throughput. Every mail is
 matched to its order: lost and doubled mails are counted, not assumed.
-Prints one table, plus the peak memory of the web and worker processes.
+Phase 3 kills one worker with SIGKILL during a steady load: the mails it held
+wait out their short lease (workers/leases.py), so the max latency shows the
+recovery bound, and nothing may be lost or doubled. Every order is distinct,
+prices included. Prints one table, plus the peak memory of the web and worker
+processes. ``--scale 1,2,4`` instead runs only the burst, once per worker
+count on a fresh stack, and prints mails/s per worker process.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from bench.common import (
     wait_ready,
 )
 
-ORDER = json.loads((ROOT / "tests" / "fixtures" / "shopify" / "orders__create.json").read_text())
+ORDER_TEXT = (ROOT / "tests" / "fixtures" / "shopify" / "orders__create.json").read_text()
 
 
 @contextmanager
@@ -73,9 +79,17 @@ def process(args: list[str], env: dict, log_path: Path):
 
 
 def order_body(run: str, i: int) -> tuple[bytes, str]:
-    order = dict(ORDER)
+    """A distinct order of a distinct customer: its own id, name, prices and buyer (so no
+    rendering can be reused, and no customer's order history grows with the run)."""
+    order = json.loads(ORDER_TEXT)
     order["id"] = 10**12 + i
     order["name"] = f"#{run}{i}"
+    order["customer"]["id"] = 10**11 + i
+    order["email"] = order["customer"]["email"] = f"buyer-{run}{i}@example.com"
+    cents = 1000 + (i * 7919) % 90000
+    for item in order.get("line_items") or []:
+        item["price"] = f"{cents / 100:.2f}"
+    order["total_price"] = order["subtotal_price"] = f"{cents / 100:.2f}"
     body = json.dumps(order, separators=(",", ":"), ensure_ascii=False).encode()
     return body, order["name"]
 
@@ -175,7 +189,7 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in out]
 
 
-def main() -> None:
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--rate", type=float, default=50.0)
@@ -184,113 +198,37 @@ def main() -> None:
     parser.add_argument("--burst-seconds", type=float, default=30.0)
     parser.add_argument("--workers", type=int, default=2, help="RQ worker processes")
     parser.add_argument("--web-workers", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--scale",
+        default="",
+        help="comma-separated worker counts (e.g. 1,2,4): run only the burst once per count,"
+        " each on a fresh stack, and print mails/s per worker process",
+    )
+    parser.add_argument(
+        "--kill-after",
+        type=float,
+        default=5.0,
+        help="recovery phase: SIGKILL one worker this many seconds into a steady load (0: skip)",
+    )
+    return parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    mail_log = folder / "mail.log"
-    smtp_port = free_port()
+
+def main() -> None:
+    args = parse_args()
+    if args.scale:
+        scale_out(args, [int(n) for n in args.scale.split(",")])
+        return
     rows, memory = [], {}
     with ExitStack() as stack:
-        redis_url = stack.enter_context(redis_server())
-        url = stack.enter_context(database(args.db))
-        env = aftersale_env(
-            url,
-            redis_url,
-            folder / "instance",
-            MAIL_URL=f"smtp://127.0.0.1:{smtp_port}",
-            RULES_DIR=str(ROOT / "examples" / "starter"),
-            LOG_LEVEL="WARNING",
-        )
-        stack.enter_context(
-            process(
-                [
-                    sys.executable,
-                    str(ROOT / "bench" / "smtp_sink.py"),
-                    str(smtp_port),
-                    str(mail_log),
-                ],
-                env,
-                folder / "smtp.log",
-            )
-        )
-        wait_for_port(smtp_port)
-        base, web = stack.enter_context(
-            gunicorn(
-                "aftersale.web:create_app()",
-                env,
-                workers=args.web_workers,
-                threads=16,
-                log_path=folder / "web.log",
-            )
-        )
-        wait_ready(base)
-        workers = [
-            stack.enter_context(
-                process(
-                    [sys.executable, "-m", "aftersale", "worker"], env, folder / f"worker{i}.log"
-                )
-            )
-            for i in range(args.workers)
-        ]
-        stack.enter_context(
-            process([sys.executable, "-m", "aftersale", "scheduler"], env, folder / "scheduler.log")
-        )
-        time.sleep(2)
-
+        base, web, workers, mail_log, url, folder = start_stack(stack, args, args.workers)
         print(f"phase 1: {args.rate:.0f}/s for {args.seconds:.0f}s ...", flush=True)
-        steady = Load(base, "S")
-        steady.offer(args.rate, args.seconds)
-        wait_for_mail(mail_log, "S", len(steady.sent), 60)
-        arrivals, doubled = read_mail(mail_log, "S")
-        latencies = [(arrivals[n] - t) * 1000 for n, t in steady.sent.items() if n in arrivals]
-        lost = len(steady.sent) - len(latencies)
-        rows.append(
-            [
-                f"steady {args.rate:.0f}/s x {args.seconds:.0f}s",
-                len(steady.sent),
-                f"{args.rate:.0f}",
-                f"{len(latencies) / args.seconds:.0f}",
-                statistics.median(latencies) if latencies else 0,
-                percentile(latencies, 99) if latencies else 0,
-                max(latencies) if latencies else 0,
-                lost,
-                doubled,
-                dict(steady.status),
-            ]
-        )
-
+        rows.append(steady_phase(base, mail_log, args.rate, args.seconds))
         print(f"phase 2: {args.burst_rate:.0f}/s for {args.burst_seconds:.0f}s ...", flush=True)
-        burst = Load(base, "B")
-        began = time.time()
-        burst.offer(
-            args.burst_rate, args.burst_seconds, start_index=10**6
-        )  # new orders, not phase 1 repeats
-        offered_for = time.time() - began
-        wait_for_mail(mail_log, "B", len(burst.sent), 300)
-        arrivals, doubled = read_mail(mail_log, "B")
-        times = sorted(arrivals.values())
-        lost = len(burst.sent) - len(arrivals)
-        # sustained rate: mails per second between the 10th and 90th percentile arrivals
-        if len(times) > 20:
-            lo, hi = times[len(times) // 10], times[9 * len(times) // 10]
-            sustained = (0.8 * len(times)) / max(hi - lo, 1e-6)
-        else:
-            sustained = 0.0
-        latencies = [(arrivals[n] - t) * 1000 for n, t in burst.sent.items() if n in arrivals]
-        rows.append(
-            [
-                f"burst {args.burst_rate:.0f}/s x {args.burst_seconds:.0f}s",
-                len(burst.sent),
-                f"{len(burst.sent) / offered_for:.0f}",
-                f"{sustained:.0f}",
-                statistics.median(latencies) if latencies else 0,
-                percentile(latencies, 99) if latencies else 0,
-                max(latencies) if latencies else 0,
-                lost,
-                doubled,
-                dict(burst.status),
-            ]
-        )
+        row, _ = burst_phase(base, mail_log, args.burst_rate, args.burst_seconds, "B")
+        rows.append(row)
+        if args.kill_after > 0 and len(workers) > 1:
+            print(f"phase 3: a worker SIGKILLed {args.kill_after:.0f}s into {args.rate:.0f}/s")
+            rows.append(recovery_phase(base, mail_log, args, workers[0]))
         stages = stage_latencies(url)
         memory["web (peak RSS per gunicorn worker)"] = max(
             (peak_rss_mb(p) for p in children(web.pid)), default=0
@@ -313,12 +251,170 @@ def main() -> None:
         rows,
     )
     print_table(
-        "Where the time goes (all webhooks of both phases, from the database's timestamps)",
+        "Where the time goes (all webhooks of all phases, from the database's timestamps)",
         ["hop", "p50 ms", "p99 ms"],
         stages,
     )
     print_table("Memory", ["process", "MB"], [[k, v] for k, v in memory.items()])
     print(f"logs in {folder}")
+
+
+def start_stack(stack: ExitStack, args, n_workers: int):
+    """Redis, a fresh database, the SMTP sink, gunicorn, ``n_workers`` workers, the scheduler."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    mail_log = folder / "mail.log"
+    smtp_port = free_port()
+    redis_url = stack.enter_context(redis_server())
+    url = stack.enter_context(database(args.db))
+    env = aftersale_env(
+        url,
+        redis_url,
+        folder / "instance",
+        MAIL_URL=f"smtp://127.0.0.1:{smtp_port}",
+        RULES_DIR=str(ROOT / "examples" / "starter"),
+        LOG_LEVEL="WARNING",
+    )
+    sink = [sys.executable, str(ROOT / "bench" / "smtp_sink.py"), str(smtp_port), str(mail_log)]
+    stack.enter_context(process(sink, env, folder / "smtp.log"))
+    wait_for_port(smtp_port)
+    base, web = stack.enter_context(
+        gunicorn(
+            "aftersale.web:create_app()",
+            env,
+            workers=args.web_workers,
+            threads=16,
+            log_path=folder / "web.log",
+        )
+    )
+    wait_ready(base)
+    worker = [sys.executable, "-m", "aftersale", "worker"]
+    workers = [
+        stack.enter_context(process(worker, env, folder / f"worker{i}.log"))
+        for i in range(n_workers)
+    ]
+    scheduler = [sys.executable, "-m", "aftersale", "scheduler"]
+    stack.enter_context(process(scheduler, env, folder / "scheduler.log"))
+    time.sleep(2)
+    return base, web, workers, mail_log, url, folder
+
+
+def steady_phase(base: str, mail_log: Path, rate: float, seconds: float) -> list:
+    steady = Load(base, "S")
+    steady.offer(rate, seconds)
+    wait_for_mail(mail_log, "S", len(steady.sent), 60)
+    arrivals, doubled = read_mail(mail_log, "S")
+    latencies = [(arrivals[n] - t) * 1000 for n, t in steady.sent.items() if n in arrivals]
+    return [
+        f"steady {rate:.0f}/s x {seconds:.0f}s",
+        len(steady.sent),
+        f"{rate:.0f}",
+        f"{len(latencies) / seconds:.0f}",
+        *spread(latencies),
+        len(steady.sent) - len(latencies),
+        doubled,
+        dict(steady.status),
+    ]
+
+
+def burst_phase(base: str, mail_log: Path, rate: float, seconds: float, run: str):
+    """Offer ``rate`` for ``seconds``; (table row, sustained mails/s between the 10th and
+    90th percentile arrivals)."""
+    burst = Load(base, run)
+    began = time.time()
+    burst.offer(rate, seconds, start_index=10**6)  # new orders, not phase 1 repeats
+    offered_for = time.time() - began
+    wait_for_mail(mail_log, run, len(burst.sent), 300)
+    arrivals, doubled = read_mail(mail_log, run)
+    times = sorted(arrivals.values())
+    sustained = 0.0
+    if len(times) > 20:
+        lo, hi = times[len(times) // 10], times[9 * len(times) // 10]
+        sustained = (0.8 * len(times)) / max(hi - lo, 1e-6)
+    latencies = [(arrivals[n] - t) * 1000 for n, t in burst.sent.items() if n in arrivals]
+    row = [
+        f"burst {rate:.0f}/s x {seconds:.0f}s",
+        len(burst.sent),
+        f"{len(burst.sent) / offered_for:.0f}",
+        f"{sustained:.0f}",
+        *spread(latencies),
+        len(burst.sent) - len(arrivals),
+        doubled,
+        dict(burst.status),
+    ]
+    return row, sustained
+
+
+def recovery_phase(base: str, mail_log: Path, args, victim) -> list:
+    """Steady load for 20 s; one worker is SIGKILLed ``--kill-after`` seconds in. The mails
+    it held wait for their lease (workers/leases.py): the max latency shows the bound."""
+    load = Load(base, "K")
+    seconds = 20.0
+    killer = threading.Timer(args.kill_after, lambda: os.killpg(victim.pid, signal.SIGKILL))
+    killer.start()
+    load.offer(args.rate, seconds, start_index=2 * 10**6)
+    killer.join()
+    wait_for_mail(mail_log, "K", len(load.sent), 90)
+    arrivals, doubled = read_mail(mail_log, "K")
+    latencies = [(arrivals[n] - t) * 1000 for n, t in load.sent.items() if n in arrivals]
+    return [
+        f"worker killed at {args.kill_after:.0f}s, {args.rate:.0f}/s x {seconds:.0f}s",
+        len(load.sent),
+        f"{args.rate:.0f}",
+        f"{len(latencies) / seconds:.0f}",
+        *spread(latencies),
+        len(load.sent) - len(latencies),
+        doubled,
+        dict(load.status),
+    ]
+
+
+def spread(latencies: list[float]) -> list[float]:
+    """p50, p99 and max of ``latencies`` (ms); zeros when there are none."""
+    if not latencies:
+        return [0, 0, 0]
+    return [statistics.median(latencies), percentile(latencies, 99), max(latencies)]
+
+
+def scale_out(args, counts: list[int]) -> None:
+    """The same burst through 1, 2, 4 ... worker processes, each count on a fresh stack."""
+    rows = []
+    for n in counts:
+        print(f"burst {args.burst_rate:.0f}/s x {args.burst_seconds:.0f}s, {n} workers ...")
+        with ExitStack() as stack:
+            base, _web, workers, mail_log, _url, _folder = start_stack(stack, args, n)
+            row, sustained = burst_phase(
+                base, mail_log, args.burst_rate, args.burst_seconds, f"W{n}x"
+            )
+            rss = max(peak_rss_mb(w.pid) for w in workers)
+        rows.append(
+            [
+                n,
+                row[1],
+                row[2],
+                f"{sustained:.0f}",
+                f"{sustained / n:.0f}",
+                *row[4:8],
+                row[8],
+                f"{rss:.0f}",
+            ]
+        )
+    print_table(
+        f"Scale-out: one burst per worker count ({args.db}, {args.web_workers} web workers)",
+        [
+            "workers",
+            "webhooks",
+            "offered/s",
+            "mails/s",
+            "mails/s per worker",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "lost",
+            "doubled",
+            "worker MB",
+        ],
+        rows,
+    )
 
 
 def stage_latencies(database_url: str) -> list[list]:

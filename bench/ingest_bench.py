@@ -6,10 +6,13 @@ For each target, gunicorn (2 workers, gthread, 16 threads, as `aftersale web`
 runs it) serves the app, and wrk posts signed Shopify `orders/create`
 webhooks (the fixture body, ~9 KB: more than the 6 KB asked for), each a distinct
 order (its own id, body hash and HMAC) with a unique X-Shopify-Webhook-Id per request,
-as fast as it can. Then a fixed load of --rate requests/s measures
-latency. After each real run the stored deliveries are counted against the
-answered requests: every 200 must be a row. Prints one table; the ratio
-column is real throughput over the empty endpoint's.
+as fast as it can. The empty endpoint stays up the whole run, and each receiver is
+loaded in --rounds slices alternating with it, so a ratio compares the two under the
+same background load (the machine is shared). Then a fixed load of --rate requests/s
+measures latency. After each real run the stored deliveries are counted against the
+answered requests: every 200 must be a row. Prints one table; the ratio column is
+the receiver's throughput over the empty endpoint's in the slices beside it.
+``--before <checkout>`` measures another version of the code in the same run.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from bench.common import (
     aftersale_env,
     database,
     gunicorn,
+    import_root,
     print_table,
     redis_server,
     run_wrk,
@@ -203,6 +207,96 @@ def count_deliveries(database_url: str) -> int:
     return n
 
 
+class Target:
+    """A running gunicorn under load in slices: requests, seconds and server CPU add up."""
+
+    def __init__(self, base: str, server, folder: Path, bodies: OrderBodies, connections: int):
+        self.base, self.server, self.folder, self.bodies = base, server, folder, bodies
+        self.connections = connections
+        self.requests = self.non_2xx = 0
+        self.seconds = self.cpu = 0.0
+        self.p50: list[float] = []
+        self.p99: list[float] = []
+
+    def load(self, tag: str, seconds: int) -> None:
+        script = write_script(self.folder, self.bodies, tag, seconds)
+        cpu_before = tree_cpu_seconds(self.server.pid)
+        result = run_wrk(
+            self.base + "/webhooks/shopify", script, duration=seconds, connections=self.connections
+        )
+        self.cpu += tree_cpu_seconds(self.server.pid) - cpu_before
+        self.requests += result["requests"]
+        self.non_2xx += result["non_2xx"]
+        self.seconds += result["requests"] / result["rps"]
+        self.p50.append(result["p50_ms"])
+        self.p99.append(result["p99_ms"])
+
+    def row(self, label: str, baseline: Target | None, rate: dict) -> list:
+        """rps, the slices' median p50 and worst p99, ratio to ``baseline``, CPU per request."""
+        rps = self.requests / self.seconds
+        ratio = rps / (baseline.requests / baseline.seconds) if baseline else 1.0
+        return [
+            label,
+            rps,
+            statistics.median(self.p50),
+            max(self.p99),
+            f"{ratio:.2f}",
+            f"{self.cpu * 1000 / self.requests:.2f}",
+            rate["p50_ms"],
+            rate["p99_ms"],
+        ]
+
+
+def measure_receiver(label, backend, redis_url, folder, bodies, args, empty: Target, extra):
+    """One table row: the receiver on a fresh ``backend`` database, then at --rate.
+
+    Loaded in --rounds slices alternating with the empty endpoint (both servers up),
+    so the ratio compares the two under the same background load of a shared machine.
+    """
+    gconf = {"workers": args.workers, "threads": args.threads}
+    tag = f"{backend}-{len(list(folder.glob('*.log')))}"
+    pair = Target(empty.base, empty.server, folder, bodies, args.connections)  # its empty slices
+    with (
+        database(backend) as url,
+        gunicorn(
+            "aftersale.web:create_app()",
+            aftersale_env(url, redis_url, folder / tag, **extra),
+            log_path=folder / f"{tag}.log",
+            cwd=extra.get("PYTHONPATH", ROOT),  # the current folder comes first on sys.path
+            **gconf,
+        ) as (base, server),
+    ):
+        wait_ready(base)
+        real = Target(base, server, folder, bodies, args.connections)
+        run_wrk(
+            base + "/webhooks/shopify",
+            write_script(folder, bodies, f"warm-{tag}", 2),
+            duration=2,
+            connections=args.connections,
+        )
+        time.sleep(1)  # the warm-up's last requests are committed before counting
+        before = count_deliveries(url)
+        slice_seconds = max(1, round(args.duration / args.rounds))
+        for index in range(args.rounds):
+            pair.load(f"empty-{tag}-{index}", slice_seconds)
+            real.load(f"{tag}-{index}", slice_seconds)
+        time.sleep(1)
+        stored = count_deliveries(url) - before
+        rate = fixed_rate(base, bodies, args.rate, args.rate_seconds)
+    for name in ("requests", "non_2xx", "seconds", "cpu"):
+        setattr(empty, name, getattr(empty, name) + getattr(pair, name))
+    empty.p50 += pair.p50
+    empty.p99 += pair.p99
+    answered = real.requests - real.non_2xx
+    # wrk stops counting with requests still in flight: those are stored but not counted
+    check = (
+        "ok: every 200 stored"
+        if answered <= stored <= answered + args.connections * args.rounds
+        else f"MISMATCH stored {stored} answered {answered}"
+    )
+    return [*real.row(label, pair, rate), f"{stored} stored, {real.non_2xx} non-2xx, {check}"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
@@ -214,6 +308,18 @@ def main() -> None:
         "--rate", type=float, default=200.0, help="requests/s of the fixed-rate latency run"
     )
     parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="slices of --duration per target, alternating with the empty endpoint",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout of the code (e.g. `git archive` of an older commit, unpacked):"
+        " its receiver is measured too, in the same run, for a before/after table",
+    )
     args = parser.parse_args()
 
     bodies = OrderBodies()
@@ -242,81 +348,27 @@ def main() -> None:
                 duration=2,
                 connections=args.connections,
             )
-            cpu_before = tree_cpu_seconds(server.pid)
-            empty = run_wrk(
-                base + "/webhooks/shopify",
-                write_script(folder, bodies, "empty", args.duration),
-                duration=args.duration,
-                connections=args.connections,
-            )
-            empty["cpu_ms"] = (tree_cpu_seconds(server.pid) - cpu_before) * 1000 / empty["requests"]
-            rate = fixed_rate(base, bodies, args.rate, args.rate_seconds)
-        rows.append(
-            [
-                "empty Flask endpoint",
-                empty["rps"],
-                empty["p50_ms"],
-                empty["p99_ms"],
-                1.0,
-                empty["cpu_ms"],
-                rate["p50_ms"],
-                rate["p99_ms"],
-                "-",
-            ]
-        )
-        for backend in backends:
-            with (
-                database(backend) as url,
-                gunicorn(
-                    "aftersale.web:create_app()",
-                    aftersale_env(url, redis_url, folder / backend),
-                    log_path=folder / f"{backend}.log",
-                    **gconf,
-                ) as (base, server),
-            ):
-                wait_ready(base)
-                run_wrk(
-                    base + "/webhooks/shopify",
-                    write_script(folder, bodies, f"warm-{backend}", 2),
-                    duration=2,
-                    connections=args.connections,
-                )
-                time.sleep(1)  # the warm-up's last requests are committed before counting
-                before = count_deliveries(url)
-                cpu_before = tree_cpu_seconds(server.pid)
-                real = run_wrk(
-                    base + "/webhooks/shopify",
-                    write_script(folder, bodies, backend, args.duration),
-                    duration=args.duration,
-                    connections=args.connections,
-                )
-                real["cpu_ms"] = (
-                    (tree_cpu_seconds(server.pid) - cpu_before) * 1000 / real["requests"]
-                )
-                time.sleep(1)
-                stored = count_deliveries(url) - before
-                rate = fixed_rate(base, bodies, args.rate, args.rate_seconds)
-            answered = real["requests"] - real["non_2xx"]
-            # wrk stops counting with requests still in flight: those are stored but not counted
-            in_flight = args.connections
-            check = (
-                "ok: every 200 stored"
-                if answered <= stored <= answered + in_flight
-                else f"MISMATCH stored {stored} answered {answered}"
-            )
-            rows.append(
-                [
-                    f"aftersale receiver ({backend})",
-                    real["rps"],
-                    real["p50_ms"],
-                    real["p99_ms"],
-                    real["rps"] / empty["rps"],
-                    real["cpu_ms"],
-                    rate["p50_ms"],
-                    rate["p99_ms"],
-                    f"{stored} stored, {real['non_2xx']} non-2xx, {check}",
-                ]
-            )
+            empty = Target(base, server, folder, bodies, args.connections)
+            empty_rate = fixed_rate(base, bodies, args.rate, args.rate_seconds)
+            versions = [("aftersale receiver", {})]
+            if args.before:
+                root = import_root(args.before.resolve(), folder)
+                versions.insert(0, ("before: receiver", {"PYTHONPATH": str(root)}))
+            for backend in backends:
+                for label, extra in versions:
+                    rows.append(
+                        measure_receiver(
+                            f"{label} ({backend})",
+                            backend,
+                            redis_url,
+                            folder,
+                            bodies,
+                            args,
+                            empty,
+                            extra,
+                        )
+                    )
+        rows.insert(0, [*empty.row("empty Flask endpoint", None, empty_rate), "-"])
     print_table(
         "Ingest: verify + durable store + hand-off to RQ, vs an empty endpoint (same gunicorn)",
         [

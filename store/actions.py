@@ -132,6 +132,24 @@ def start_many(conn: Connection, ids: list[int], now: datetime, lease: timedelta
     return {row.id: row for row in rows}
 
 
+def renew_leases(conn: Connection, ids: Iterable[int], now: datetime, lease: timedelta) -> int:
+    """Push the lease of running actions this worker holds to ``now + lease``; how many.
+
+    Only ``running`` rows are touched: an action that finished, or whose lease
+    already ran out and was released, is not taken back. Commits without
+    waiting for the WAL flush: a lost renewal only shortens a lease.
+    """
+    ids = list(ids)
+    if not ids:
+        return 0
+    commit_without_flush_wait(conn)
+    return conn.execute(
+        update(actions)
+        .where(actions.c.id.in_(ids), actions.c.status == ActionStatus.RUNNING.value)
+        .values(lease_expires_at=now + lease)
+    ).rowcount
+
+
 def transition(
     conn: Connection, action_id: int, frm: ActionStatus, to: ActionStatus, now: datetime, **values
 ) -> bool:
@@ -159,9 +177,12 @@ def transition(
 _TRANSITIONS: dict[tuple, object] = {}
 
 
-def release_expired_leases(conn: Connection, now: datetime) -> list[int]:
+def release_expired_leases(
+    conn: Connection, now: datetime, dead: list[int] | None = None
+) -> list[int]:
     """Running actions whose worker died (lease expired) become due again, or dead letters
     when they have used up their attempts (an action that kills its worker every time).
+    Returns the ones due again; the dead letters' ids are added to ``dead`` when given.
 
     The interrupted attempt is recorded as ``lost``: nobody knows whether the
     provider got it, which is why an email keeps its Message-ID on the retry.
@@ -185,6 +206,8 @@ def release_expired_leases(conn: Connection, now: datetime) -> list[int]:
     if not expired:
         return []
     exhausted = [r.id for r in expired if r.attempts >= r.max_attempts]
+    if dead is not None:
+        dead.extend(exhausted)
     again = [r.id for r in expired if r.attempts < r.max_attempts]
     running = actions.c.status == ActionStatus.RUNNING.value
     if exhausted:

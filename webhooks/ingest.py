@@ -36,6 +36,8 @@ log = logs.get_logger(__name__)
 #: batches needs one wake-up, and a nudge costs a Redis round trip (at 5 ms
 #: nudges took a tenth of the web process's CPU under load)
 NUDGE_INTERVAL = 0.02
+#: seconds the writer keeps its connection between batches before handing it back to the pool
+CONNECTION_IDLE = 1.0
 
 
 class StorageUnavailable(Exception):
@@ -49,13 +51,32 @@ class _Barrier:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-@dataclass
 class _Ticket:
-    delivery: delivery_store.NewDelivery
-    log_fields: dict
-    done: threading.Event = field(default_factory=threading.Event)
-    delivery_pk: int | None = None
-    error: Exception | None = None
+    """One waiting request. ``waiting`` is a bare lock, taken when the ticket is made and
+    released by the writer once the outcome is set: the request blocks in C on it. A
+    ``threading.Event`` builds a Condition and a waiter lock per wait, in Python, and that
+    showed in the profile of every request (docs/performance.md)."""
+
+    __slots__ = ("delivery", "log_fields", "waiting", "answered", "delivery_pk", "error")
+
+    def __init__(self, delivery: delivery_store.NewDelivery, log_fields: dict):
+        self.delivery = delivery
+        self.log_fields = log_fields
+        self.waiting = threading.Lock()
+        self.waiting.acquire()
+        self.answered = False
+        self.delivery_pk: int | None = None
+        self.error: Exception | None = None
+
+    def answer(self, delivery_pk: int | None = None, error: Exception | None = None) -> None:
+        """Set the outcome and wake the request (once; later calls do nothing)."""
+        if self.answered:
+            return
+        self.delivery_pk, self.error, self.answered = delivery_pk, error, True
+        self.waiting.release()
+
+    def wait(self, timeout: float) -> bool:
+        return self.waiting.acquire(timeout=timeout)
 
 
 class DeliveryWriter:
@@ -77,6 +98,8 @@ class DeliveryWriter:
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
         self._start_lock = threading.Lock()
+        self._conn = None  # the writer thread's connection (see _insert)
+        self._conn_used = 0.0
 
     def store(self, delivery: delivery_store.NewDelivery, log_fields: dict) -> int | None:
         """Store durably; the new row's id, or None for a duplicate. Raises StorageUnavailable.
@@ -88,7 +111,7 @@ class DeliveryWriter:
         self._ensure_running()
         ticket = _Ticket(delivery, log_fields)
         self._queue.put(ticket)
-        if not ticket.done.wait(self._wait_timeout):
+        if not ticket.wait(self._wait_timeout):
             raise StorageUnavailable("timed out waiting for the database")
         if isinstance(ticket.error, Unstorable):
             raise ticket.error
@@ -126,6 +149,13 @@ class DeliveryWriter:
                 self._thread.start()
 
     def _run(self) -> None:
+        self._conn = None  # one inherited across a fork belongs to the parent
+        try:
+            self._loop()
+        finally:
+            self._close_connection()
+
+    def _loop(self) -> None:
         relay_owed = False  # new rows committed since the last nudge
         last_nudge = 0.0
         while True:
@@ -147,9 +177,7 @@ class DeliveryWriter:
                     "delivery.writer_error", batch=len(batch), error=logs.describe_error(exc)
                 )
                 for ticket in batch:
-                    if not ticket.done.is_set():
-                        ticket.error = exc
-                        ticket.done.set()
+                    ticket.answer(error=exc)
             if relay_owed and (barriers or time.monotonic() - last_nudge >= NUDGE_INTERVAL):
                 last_nudge, relay_owed = time.monotonic(), False
                 self._wake_relay()
@@ -188,8 +216,7 @@ class DeliveryWriter:
             log.warning("delivery.batch_refused", batch=len(batch), error=logs.describe_error(exc))
             return [pk for ticket in batch for pk in self._commit([ticket])]
         for ticket, pk in zip(batch, ids, strict=True):
-            ticket.delivery_pk = pk
-            ticket.done.set()
+            ticket.answer(pk)
         for ticket, pk in zip(batch, ids, strict=True):
             if pk is None:
                 log.info("delivery.duplicate", status=200, **ticket.log_fields)
@@ -198,8 +225,37 @@ class DeliveryWriter:
         return [pk for pk in ids if pk is not None]
 
     def _insert(self, rows: list[delivery_store.NewDelivery]) -> list[int | None]:
-        with self._runtime.engine.begin() as conn:
-            return delivery_store.insert_many(conn, rows)
+        """One transaction on the writer's own connection, kept between batches.
+
+        Checking a connection out of the pool for each batch cost a pre-ping (a
+        round trip on PostgreSQL) and the pool's bookkeeping, per batch. It is
+        kept only while batches follow each other (under load): after
+        CONNECTION_IDLE seconds it goes back to the pool, whose pre-ping on the
+        next checkout notices a database restarted meanwhile. After a failure it
+        is dropped, so an outage heals as before.
+        """
+        now = time.monotonic()
+        if self._conn is not None and now - self._conn_used > CONNECTION_IDLE:
+            self._close_connection()
+        if self._conn is None:
+            self._conn = self._runtime.engine.connect()
+        self._conn_used = now
+        try:
+            with self._conn.begin():
+                return delivery_store.insert_many(self._conn, rows)
+        except Exception:
+            self._close_connection()
+            raise
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception as exc:  # a broken connection may fail to close; it is dropped anyway
+                log.warning(
+                    "delivery.writer_connection_close_failed", error=logs.describe_error(exc)
+                )
 
     def _fail(self, batch: list[_Ticket], exc: Exception) -> None:
         """Answer each request of a batch the database did not take: 503 in an outage, else 400."""
@@ -212,8 +268,9 @@ class DeliveryWriter:
             **(batch[0].log_fields if len(batch) == 1 else {}),
         )
         for ticket in batch:
-            ticket.error = exc if outage else Unstorable("the database cannot store this delivery")
-            ticket.done.set()
+            ticket.answer(
+                error=exc if outage else Unstorable("the database cannot store this delivery")
+            )
 
     def _wake_relay(self) -> None:
         try:

@@ -11,14 +11,17 @@ import signal
 
 from rq import SimpleWorker
 
-from aftersale.core import logs
+from aftersale.core import logs, metrics, sentry
 from aftersale.core.config import mask_url
 from aftersale.core.errors import DeliveryFailed
 from aftersale.core.steps import STEP_TYPES
 from aftersale.rules import RulesInvalid
 from aftersale.store.queues import ACTIONS, DELIVERIES
+from aftersale.workers import shop_access
 from aftersale.workers.channels import ChannelUnavailable
+from aftersale.workers.heartbeat import Heartbeat
 from aftersale.workers.jobs import install
+from aftersale.workers.leases import LeaseKeeper
 
 log = logs.get_logger("workers.runner")
 
@@ -62,7 +65,8 @@ def check_channels(runtime) -> None:
 
 def check_start(runtime) -> None:
     """Everything a worker needs, checked before it takes a job: the database and its schema,
-    Redis, the rules folder and the channels its rules use.
+    Redis, the rules folder and the channels its rules use; then a warning for each setting
+    that works but is unsafe (a plain-http PUBLIC_URL), after any error so errors come first.
 
     Raises:
         RulesInvalid, ChannelUnavailable, SchemaNotCurrent, or the driver's connection error.
@@ -70,6 +74,9 @@ def check_start(runtime) -> None:
     runtime.check_services()
     runtime.load_rules_or_fail()  # a bad rules folder stops the worker here, before any job
     check_channels(runtime)
+    for warning in runtime.config.warnings():  # production refuses these instead
+        log.warning("config.warning", warning=warning)
+    shop_access.warn_reinstalls(runtime)  # shops whose grant the rules outgrew: say so once
 
 
 def reload_on_sighup(runtime) -> None:
@@ -96,14 +103,39 @@ def reload_on_sighup(runtime) -> None:
     signal.signal(signal.SIGHUP, reload)
 
 
-def run_worker(runtime, *, burst: bool = False, name: str | None = None) -> bool:
-    """Work until stopped (or, with ``burst``, until the queues are empty)."""
+def run_worker(
+    runtime, *, burst: bool = False, name: str | None = None, metrics_port: int | None = None
+) -> bool:
+    """Work until stopped (or, with ``burst``, until the queues are empty).
+
+    Reports errors to Sentry (SENTRY_DSN), serves metrics on ``metrics_port``
+    (default WORKER_METRICS_PORT; 0 for none), keeps a heartbeat while it runs and renews
+    the leases of the actions it holds (workers/leases.py).
+    """
+    heartbeat = keeper = None
     try:
+        sentry.init(runtime.config, "worker")
         check_start(runtime)
         worker = make_worker(runtime, name=name)
         reload_on_sighup(runtime)
+        port = runtime.config.worker_metrics_port if metrics_port is None else metrics_port
+        if port:
+            metrics.serve(port)
+            log.info("metrics.serving", port=port)
+        heartbeat = Heartbeat(runtime, "worker", worker.name, runtime.config.heartbeat_seconds)
+        heartbeat.start()
+        keeper = LeaseKeeper(runtime).start()
+        # RQ sets its own logger's level from this: LOG_LEVEL=INFO would bring back a
+        # "Job OK" and a "result discarded" line for every job
         return worker.work(
-            burst=burst, logging_level=runtime.config.log_level, with_scheduler=False
+            burst=burst,
+            logging_level=logs.library_level(runtime.config.log_level),
+            with_scheduler=False,
         )
     finally:
+        if heartbeat is not None:
+            heartbeat.stop()
+        if keeper is not None:
+            keeper.stop()
+        sentry.flush()
         runtime.close()

@@ -84,7 +84,7 @@ def test_worker_killed_mid_send_completes_exactly_once(config, runtime, clock, s
         (action,) = rows(runtime.engine, actions)
         assert action.status == "running" and handler.accepted == []
 
-        clock.set(datetime.now(UTC) + LEASE - timedelta(seconds=30))
+        clock.set(datetime.now(UTC) + LEASE - timedelta(seconds=5))
         assert scheduler.tick(clock.now()).released == 0  # the lease still holds
         clock.set(datetime.now(UTC) + LEASE + timedelta(seconds=1))
         report = scheduler.tick(clock.now())
