@@ -49,8 +49,16 @@ def get_event(conn: Connection, event_id: int):
     return conn.execute(_EVENT_BY_ID, {"event_id": event_id}).first()
 
 
+_ORDER = events.c.payload["order"]
+#: only what history facts read (rules/history.py): an order's whole payload (addresses,
+#: fulfillments) is not fetched for each of a customer's orders at every judgment and send
 _CUSTOMER_ORDERS = (
-    select(events.c.order_ref, events.c.occurred_at, events.c.payload)
+    select(
+        events.c.order_ref,
+        events.c.occurred_at,
+        _ORDER["total_price"].label("total_price"),
+        _ORDER["line_items"].label("line_items"),
+    )
     .where(
         events.c.shop_id == bindparam("shop_id"),
         events.c.customer_ref == bindparam("customer_ref"),
@@ -58,8 +66,24 @@ _CUSTOMER_ORDERS = (
     )
     .order_by(events.c.occurred_at)
 )
+_HAS_ORDERED = (
+    select(events.c.id)
+    .where(
+        events.c.shop_id == bindparam("shop_id"),
+        events.c.customer_ref == bindparam("customer_ref"),
+        events.c.kind == "order.created",
+    )
+    .limit(1)
+)
+
+
+def has_ordered(conn: Connection, shop_id: int, customer_ref: str) -> bool:
+    """Whether any order of the customer is stored (one indexed row at most)."""
+    found = conn.execute(_HAS_ORDERED, {"shop_id": shop_id, "customer_ref": customer_ref})
+    return found.first() is not None
 
 
 def customer_orders(conn: Connection, shop_id: int, customer_ref: str) -> list:
-    """The customer's stored ``order.created`` events, oldest first (one indexed query)."""
+    """The customer's stored ``order.created`` events, oldest first (one indexed query):
+    order_ref, occurred_at, total_price and line_items of each."""
     return conn.execute(_CUSTOMER_ORDERS, {"shop_id": shop_id, "customer_ref": customer_ref}).all()

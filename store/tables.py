@@ -9,8 +9,10 @@ coalesced updates and let rules ask about history.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -48,6 +50,13 @@ shops = Table(
     Column("currency", String(3)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # when the shop last granted access (install link, shops add-*): migration 0007
+    Column("installed_at", UTCDateTime),
+    # the last webhook registration or listing, and what was wrong then (NULL: healthy)
+    Column("webhooks_checked_at", UTCDateTime),
+    Column("webhooks_error", String(500)),
+    # the platform refused to renew the token: the shop must install again
+    Column("access_error", String(500)),
     UniqueConstraint("platform", "domain", name="uq_shops_platform_domain"),
 )
 
@@ -253,4 +262,184 @@ customer_consents = Table(
     Column("opt_in_level", String(32)),  # single_opt_in | confirmed_opt_in | unknown
     Column("consent_updated_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# -- 0008_shipment_tracking: estimated delivery (issue 20) ---------------------------------
+
+delivery_estimates = Table(
+    "delivery_estimates",
+    metadata,
+    # one per parcel of a shop whose settings estimate delivery (rules/estimates.py): the
+    # scheduler emits an estimated shipment.delivered at due_at unless a real signal came first
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    Column("order_ref", String(128), nullable=False),
+    Column("fulfillment_ref", String(128), nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | emitted | cancelled
+    Column("note", String(255)),  # why it was cancelled (a real shipment.in_transit, ...)
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("shop_id", "fulfillment_ref", name="uq_delivery_estimates_shop_parcel"),
+    Index("ix_delivery_estimates_status_due", "status", "due_at"),
+    Index("ix_delivery_estimates_shop_order", "shop_id", "order_ref"),
+)
+
+# -- 0009_preferences: the preference centre (issue 21) ------------------------------------
+
+#: the marketing sub-category an action was planned under (core/preferences.py); NULL for
+#: transactional actions and for marketing ones planned before sub-categories existed
+actions.append_column(Column("subcategory", String(32)))
+
+preferences = Table(
+    "preferences",
+    metadata,
+    # one customer's choice for one marketing sub-category, from the preference page
+    # (store/preferences.py); erased with the customer (keyed by shop_id and customer_ref)
+    Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    Column("customer_ref", String(128), primary_key=True),
+    Column("subcategory", String(32), primary_key=True),
+    Column("muted", Boolean, nullable=False),
+    Column("source", String(64), nullable=False),  # where the choice was made: page:action-12
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# -- 0010_rule_lifecycle: rules keep their promises (issue 22) -----------------------------
+
+#: a short hash of the rule definition that planned the action (`actions show` names it)
+actions.append_column(Column("rule_version", String(16)))
+#: the rule's ``on_disable`` when it planned: what to do if the rule is later removed
+actions.append_column(Column("on_disable", String(8)))
+#: ``cancel_on`` kinds with ``scope: customer``: they cancel on any order of the customer
+actions.append_column(Column("cancel_on_customer", Json))
+#: ``digest``: the open digest's key (rule, order or customer); one row collects the window
+actions.append_column(Column("digest_key", String(255)))
+#: ``digest``: the events folded into this action, [{event_id, kind, key, subject}]
+actions.append_column(Column("digest", Json))
+actions.append_constraint(Index("ix_actions_shop_digest_key", "shop_id", "digest_key"))
+actions.append_constraint(Index("ix_actions_shop_rule_status", "shop_id", "rule", "status"))
+
+# -- 0011_observability: why a rule did not act (issue 23) ---------------------------------
+
+rule_misses = Table(
+    "rule_misses",
+    metadata,
+    # one row per event and rule of its kind that did not match: the first failing check and
+    # the value it saw (customer fields masked), kept RULE_MISS_DAYS (store/why_not.py)
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Id, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("rule", String(128), nullable=False),
+    Column("failed_check", String(500), nullable=False),
+    Column("actual", String(255)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_rule_misses_event_id", "event_id"),
+    Index("ix_rule_misses_created_at", "created_at"),
+)
+
+# -- 0012_reconcile: never miss an event (issue 24) -----------------------------------------
+
+#: what stored the delivery: NULL for a webhook, ``reconcile`` or ``backfill`` for a run that
+#: asked the platform's API (workers/reconcile.py)
+deliveries.append_column(Column("source", String(16)))
+
+shop_syncs = Table(
+    "shop_syncs",
+    metadata,
+    # one per shop and kind (``orders``): how far reconciliation got (store/syncs.py)
+    Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    # the platform's modification time up to which every order is processed
+    Column("cursor", UTCDateTime),
+    Column("next_run_at", UTCDateTime),  # claimed by the scheduler with a check-and-set
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("status", String(16)),  # running | ok | failed
+    Column("summary", Json),  # the last run: orders, deliveries, events, repaired webhooks, error
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# -- 0013_catalog: know the customer (issue 25) ---------------------------------------------
+
+products = Table(
+    "products",
+    metadata,
+    # the shop's catalog, from product webhooks and `aftersale catalog sync` (store/catalog.py)
+    Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    Column("product_ref", String(128), primary_key=True),
+    Column("title", String(500)),
+    Column("handle", String(255)),  # Shopify's URL handle, WooCommerce's slug
+    Column("url", String(2000)),  # WooCommerce's permalink; Shopify's comes from the handle
+    Column("image_url", String(2000)),
+    Column("image_alt", String(500)),
+    Column("price", String(32)),  # a Decimal string, in the shop's currency
+    Column("currency", String(3)),  # when the platform names it (neither product body does)
+    Column("product_type", String(255)),  # Shopify product_type; WooCommerce first category
+    Column("categories", Json),  # WooCommerce category names; Shopify [product_type]
+    Column("tags", Json),
+    Column("vendor", String(255)),
+    Column("published", Boolean, nullable=False),
+    Column("in_stock", Boolean, nullable=False),
+    Column("platform_updated_at", UTCDateTime),  # the platform's updated_at: older is stale
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    # one row per order and product: what the goes-with model and repurchase cycles count
+    # (store/catalog.py keeps it from every stored order, webhook, reconcile or backfill)
+    Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    Column("order_ref", String(128), primary_key=True),
+    Column("product_ref", String(128), primary_key=True),
+    Column("customer_ref", String(128)),
+    Column("product_type", String(255)),
+    Column("quantity", Integer, nullable=False),
+    Column("price", String(32)),
+    Column("currency", String(3)),
+    Column("ordered_at", UTCDateTime, nullable=False),
+    #: ``ordered_at`` as Unix seconds: day arithmetic the same on SQLite and PostgreSQL
+    Column("ordered_epoch", BigInteger, nullable=False),
+    Index("ix_order_lines_shop_customer", "shop_id", "customer_ref"),
+    Index("ix_order_lines_shop_product", "shop_id", "product_ref"),
+)
+
+product_stats = Table(
+    "product_stats",
+    metadata,
+    # per product: how many orders had it (the support behind confidence, lift, best-sellers)
+    Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    Column("product_ref", String(128), primary_key=True),
+    Column("orders", Integer, nullable=False),
+    Column("product_type", String(255)),
+    Column("computed_at", UTCDateTime, nullable=False),
+    # best-sellers overall and of a type, read at send time (store/goes_with.py fallbacks)
+    Index("ix_product_stats_shop_orders", "shop_id", "orders"),
+    Index("ix_product_stats_shop_type_orders", "shop_id", "product_type", "orders"),
+)
+
+product_pairs = Table(
+    "product_pairs",
+    metadata,
+    # bought together: orders with both, P(other | product), and lift over chance
+    Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    Column("product_ref", String(128), primary_key=True),
+    Column("other_ref", String(128), primary_key=True),
+    Column("together", Integer, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("lift", Float, nullable=False),
+    Column("computed_at", UTCDateTime, nullable=False),
+)
+
+repurchase_cycles = Table(
+    "repurchase_cycles",
+    metadata,
+    # median days between repeat purchases by one customer, per product or product type
+    Column("shop_id", Id, ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    Column("scope", String(8), primary_key=True),  # product | type
+    Column("ref", String(255), primary_key=True),
+    Column("median_days", Float, nullable=False),
+    Column("observations", Integer, nullable=False),
+    Column("computed_at", UTCDateTime, nullable=False),
 )

@@ -57,6 +57,12 @@ def review(token: str):
     return _click("review", token)
 
 
+@bp.get("/g/<token>")
+def product(token: str):
+    """A recommended product (templates' ``recommendations(n)``): recorded, then its page."""
+    return _click("product", token)
+
+
 @bp.get("/h/<token>")
 def help_(token: str):
     return _click("help", token)
@@ -135,6 +141,9 @@ def _target(runtime, shop, claims: LinkClaims) -> str:
     if claims.kind == "review":
         item = {"product_id": claims.product_id, "sku": claims.sku, "handle": claims.handle}
         return site.review_url(item)
+    if claims.kind == "product":
+        item = {"product_id": claims.product_id, "sku": claims.sku, "handle": claims.handle}
+        return site.product_url(item)
     order = {"id": claims.order_ref, "name": claims.order_name}
     wants_email = "{email}" in (site.patterns.get("help_url") or "")
     email = _recipient(claims) if wants_email else None

@@ -58,9 +58,27 @@ def cli(click_ctx, debug):
 def build() -> click.Group:
     """The ``aftersale`` group with every command module registered (idempotent)."""
     # deferred import: each command loads only what it uses (all of them: 2.3 s)
-    from aftersale.cli import actions, db, links, rules, run, shopify, shops, templates, testing
+    from aftersale.cli import (
+        actions,
+        catalog,
+        db,
+        deliveries,
+        links,
+        mail,
+        rules,
+        run,
+        shopify,
+        shops,
+        status,
+        sync,
+        templates,
+        testing,
+    )
 
-    for module in (run, db, rules, templates, links, testing, actions, shops, shopify):
+    for module in (
+        *(run, db, rules, templates, links, testing, actions, shops, shopify, mail),
+        *(deliveries, status, sync, catalog),
+    ):
         module.register(cli)
     return cli
 

@@ -53,6 +53,11 @@ KIND_TOPICS: dict[str, tuple[str, ...]] = {
 #: Aftersale to stop acting for a shop
 ALWAYS_TOPICS: tuple[str, ...] = ("orders/updated", "app/uninstalled")
 
+#: subscribed when the rules use the product catalog (repurchase waits, recommendations,
+#: catalog facts: rules/catalog_facts.py ``uses_catalog``); ``catalog sync`` needs the same
+#: ``read_products`` scope
+CATALOG_TOPICS: tuple[str, ...] = ("products/create", "products/update", "products/delete")
+
 #: the access scope every install asks for (orders are what Aftersale is about)
 BASE_SCOPES: tuple[str, ...] = ("read_orders",)
 

@@ -37,6 +37,8 @@ WEBHOOK_TOPICS = (
     "customer.created",
     "customer.updated",
 )
+#: registered as well when the rules use the product catalog (rules/catalog_facts.py)
+CATALOG_TOPICS = ("product.created", "product.updated", "product.deleted", "product.restored")
 
 
 def new_webhook_secret() -> str:
