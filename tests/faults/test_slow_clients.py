@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
+import selectors
 import shutil
 import signal
 import socket
@@ -296,9 +296,12 @@ def time_until_closed(socks: list[socket.socket], opened_at: float, limit: float
     open after ``limit`` seconds). Whatever the server sends first (a 408) is read and dropped."""
     closed: dict[socket.socket, float] = {}
     deadline = opened_at + limit
+    # a selector, not select.select: in a long test run the descriptors may be above 1023
+    watch = selectors.DefaultSelector()
+    for sock in socks:
+        watch.register(sock, selectors.EVENT_READ)
     while len(closed) < len(socks) and time.monotonic() < deadline:
-        open_socks = [s for s in socks if s not in closed]
-        readable, _, _ = select.select(open_socks, [], [], 0.2)
+        readable = [key.fileobj for key, _ in watch.select(0.2)]
         now = time.monotonic()
         for sock in readable:
             try:
@@ -309,6 +312,8 @@ def time_until_closed(socks: list[socket.socket], opened_at: float, limit: float
                 continue
             if not data:
                 closed[sock] = now - opened_at
+                watch.unregister(sock)
+    watch.close()
     return [closed.get(s) for s in socks]
 
 
