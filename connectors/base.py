@@ -135,7 +135,8 @@ class Connector(ABC):
     #: canonical fields (dotted, as rules write them) this platform's events never carry:
     #: a rule conditioned on one cannot match there, and ``rules check`` says so
     NEVER_FILLED: ClassVar[Mapping[str, str]] = {}
-    #: the platform's order listing (``order_pages``, ``order_version``, ``as_deliveries``),
+    #: the platform's order listing (``ORDER_TOPIC``, ``order_pages``, ``order_version``,
+    #: ``as_deliveries``),
     #: for reconciliation and backfill; see connectors/shopify/orders.py
     orders: ClassVar[ModuleType | None] = None
     #: the product listing for ``aftersale catalog sync``; see connectors/shopify/products.py

@@ -30,7 +30,7 @@ from aftersale.store import shops as shop_store
 from aftersale.store import state as state_store
 from aftersale.store.tables import actions
 from aftersale.workers import recommend_model, shop_access, shop_catalog
-from aftersale.workers.reconcile import RunSummary, Walk, reconcile_shop
+from aftersale.workers.reconcile import RunSummary, Walk, listed_order_ref, reconcile_shop
 
 log = logs.get_logger("workers.backfill")
 #: a backfilled action of a rule without ``late:`` is skipped when this overdue
@@ -141,10 +141,7 @@ def _dry_run(runtime, shop_id: int, since: datetime, ruleset, progress) -> Backf
 
 def _judge_order(conn, ruleset, shop, listing, order, since, now, summary) -> None:
     summary.orders += 1
-    connector = get_connector(shop.platform)
-    order_ref = connector.order_ref("orders/create", order) or connector.order_ref(
-        "order.updated", order
-    )
+    order_ref = listed_order_ref(shop, listing, order)
     known = state_store.lock_order(conn, shop.id, order_ref).known if order_ref else False
     for topic, payload in listing.as_deliveries(order, known=known, since=since):
         row = SimpleNamespace(

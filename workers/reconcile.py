@@ -137,13 +137,15 @@ def _walk(runtime, shop, since: datetime, walk: Walk, summary: RunSummary) -> No
         log.info("reconcile.page", page=summary.pages, **_counts(summary))
 
 
+def listed_order_ref(shop, listing, order: dict) -> str | None:
+    """The id of a listed order, read as its connector reads the listing's order topic."""
+    return get_connector(shop.platform).order_ref(listing.ORDER_TOPIC, order)
+
+
 def _feed_order(runtime, shop, listing, order: dict, since, walk: Walk, summary) -> None:
     """Store and process the deliveries one listed order stands for."""
     summary.orders += 1
-    connector = get_connector(shop.platform)
-    order_ref = connector.order_ref("orders/create", order) or connector.order_ref(
-        "order.updated", order
-    )
+    order_ref = listed_order_ref(shop, listing, order)
     with runtime.engine.connect() as conn:
         known = state_store.lock_order(conn, shop.id, order_ref).known if order_ref else False
     version = iso(listing.order_version(order)) or "unknown"

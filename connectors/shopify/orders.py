@@ -25,6 +25,8 @@ from aftersale.connectors.shopify import rest
 from aftersale.core.events import iso
 from aftersale.core.platform import ShopAccess
 
+#: the webhook topic whose bodies a listed order is shaped like
+ORDER_TOPIC = "orders/create"
 PAGE_SIZE = 250
 PAID = frozenset({"paid", "partially_refunded", "refunded"})
 

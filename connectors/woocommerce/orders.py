@@ -24,6 +24,8 @@ from aftersale.connectors.paging import Page
 from aftersale.connectors.woocommerce import rest
 from aftersale.core.platform import ShopAccess
 
+#: the webhook topic whose bodies a listed order is shaped like
+ORDER_TOPIC = "order.updated"
 PAGE_SIZE = 100
 
 
