@@ -22,7 +22,7 @@ from aftersale.store import shops as shop_store
 from aftersale.store import state as state_store
 from aftersale.store.queues import by_job, enqueue_actions
 from aftersale.store.tables import shops
-from tests.helpers import load_fixture
+from tests.helpers import install_shop, load_fixture
 
 SHOP = "aftersale-demo.myshopify.com"
 
@@ -98,3 +98,19 @@ def configure_shop(runtime, shop_id: int, *, credentials: dict | None = None, **
             conn.execute(update(shops).where(shops.c.id == shop_id).values(settings=settings))
     # Workers cache shop rows for a few seconds; this change must apply to the next action.
     runtime.forget_shops()
+
+
+def shopify_api_shop(runtime, api_url: str) -> int:
+    """The demo shop installed with an Admin API token, its API at ``api_url`` (a stand-in)."""
+    shop_id = install_shop(runtime)
+    configure_shop(runtime, shop_id, credentials={"access_token": "shpat_test"}, api_url=api_url)
+    return shop_id
+
+
+def woocommerce_api_shop(runtime, domain: str, api_url: str, **credentials) -> int:
+    """A WooCommerce store connected with a REST API key, its API at ``api_url``."""
+    with runtime.engine.begin() as conn:
+        shop_id = shop_store.ensure_shop(conn, "woocommerce", domain, runtime.clock.now())
+    keys = {"consumer_key": "ck_test", "consumer_secret": "cs_test", **credentials}
+    configure_shop(runtime, shop_id, credentials=keys, api_url=api_url)
+    return shop_id

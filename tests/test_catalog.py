@@ -18,7 +18,7 @@ from aftersale.connectors.shopify.api import API_VERSION
 from aftersale.store import shops as shop_store
 from aftersale.store.tables import events, order_lines, products
 from aftersale.workers.shop_catalog import sync_catalog
-from tests.action_helpers import configure_shop
+from tests.action_helpers import shopify_api_shop, woocommerce_api_shop
 from tests.conftest import SHOPIFY_SECRET
 from tests.helpers import FIXTURES, install_shop, load_fixture, post_shopify, rows
 
@@ -43,28 +43,13 @@ def no_sleep(_seconds):
 
 @pytest.fixture
 def shopify_shop(runtime, httpserver):
-    shop_id = install_shop(runtime)
-    configure_shop(
-        runtime,
-        shop_id,
-        credentials={"access_token": "shpat_test"},
-        api_url=httpserver.url_for("/").rstrip("/"),
-    )
-    return shop_id
+    return shopify_api_shop(runtime, httpserver.url_for("/").rstrip("/"))
 
 
 @pytest.fixture
 def woo_shop(runtime, httpserver):
-    now = runtime.clock.now()
-    with runtime.engine.begin() as conn:
-        shop_id = shop_store.ensure_shop(conn, "woocommerce", WOO_DOMAIN, now)
-    configure_shop(
-        runtime,
-        shop_id,
-        credentials={"consumer_key": "ck_test", "consumer_secret": "cs_test"},
-        api_url=httpserver.url_for("/").rstrip("/"),
-    )
-    return shop_id
+    api_url = httpserver.url_for("/").rstrip("/")
+    return woocommerce_api_shop(runtime, WOO_DOMAIN, api_url)
 
 
 def stored(runtime, shop_id) -> dict:

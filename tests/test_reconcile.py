@@ -24,7 +24,7 @@ from aftersale.store.tables import deliveries, events
 from aftersale.workers.backfill import run_backfill
 from aftersale.workers.reconcile import Walk, reconcile_shop
 from aftersale.workers.scheduler import Scheduler
-from tests.action_helpers import configure_shop
+from tests.action_helpers import shopify_api_shop, woocommerce_api_shop
 from tests.helpers import DEMO_SHOP, load_fixture, shopify_headers
 
 ORDERS_PATH = "/admin/api/2025-10/orders.json"
@@ -79,16 +79,7 @@ class ShopifyOrders:
 
 @pytest.fixture
 def shopify_shop(runtime, httpserver):
-    from tests.helpers import install_shop
-
-    shop_id = install_shop(runtime)
-    configure_shop(
-        runtime,
-        shop_id,
-        credentials={"access_token": "shpat_test"},
-        api_url=httpserver.url_for("/").rstrip("/"),
-    )
-    return shop_id
+    return shopify_api_shop(runtime, httpserver.url_for("/").rstrip("/"))
 
 
 def mails_to(smtp_server, address: str) -> int:
@@ -249,20 +240,8 @@ def woo_order(clock, order_id: int, email: str):
 
 @pytest.fixture
 def woo_shop(runtime, httpserver):
-    now = runtime.clock.now()
-    with runtime.engine.begin() as conn:
-        shop_id = shop_store.ensure_shop(conn, "woocommerce", WOO_DOMAIN, now)
-    configure_shop(
-        runtime,
-        shop_id,
-        credentials={
-            "consumer_key": "ck_test",
-            "consumer_secret": "cs_test",
-            "webhook_secret": "whsec",
-        },
-        api_url=httpserver.url_for("/").rstrip("/"),
-    )
-    return shop_id
+    api_url = httpserver.url_for("/").rstrip("/")
+    return woocommerce_api_shop(runtime, WOO_DOMAIN, api_url, webhook_secret="whsec")
 
 
 def test_woocommerce_missed_order_and_disabled_webhook(
