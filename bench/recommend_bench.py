@@ -20,6 +20,7 @@ Targets (issue 25): the learned model beats the popularity baseline; recompute o
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import statistics
 import sys
@@ -49,8 +50,9 @@ class Store:
         return sum(len(o) for o in self.orders.values())
 
 
-def generate(orders: int, seed: int) -> Store:
-    """A store with ``orders`` orders, the same for the same seed."""
+def generate(orders: int, seed: int, lines: int = 0) -> Store:
+    """A store with ``orders`` orders (or more, until it has ``lines`` order lines), the
+    same for the same seed."""
     rnd = random.Random(seed)
     n_products = max(200, orders // 25)
     products = [
@@ -70,16 +72,21 @@ def generate(orders: int, seed: int) -> Store:
     mains = rnd.sample(refs, n_products // 3)
     accessories = {m: rnd.sample(refs, 2) for m in mains}
     cycles = {r: rnd.randint(20, 90) for r in rnd.sample(refs, n_products // 10)}
+    cumulative = list(itertools.accumulate(weights))  # rnd.choices re-adds them otherwise
     store = Store(products)
-    customer = 0
-    while store.order_count < orders:
+    customer = made = made_lines = 0
+    while made < orders or made_lines < lines:  # running counts: re-summing is quadratic
         customer += 1
-        history = _customer_orders(rnd, refs, weights, accessories, cycles)
-        store.orders[f"c{customer}"] = history[: orders - store.order_count]
+        history = _customer_orders(rnd, refs, cumulative, accessories, cycles)
+        if not lines:
+            history = history[: orders - made]
+        store.orders[f"c{customer}"] = history
+        made += len(history)
+        made_lines += sum(len(order["items"]) for order in history)
     return store
 
 
-def _customer_orders(rnd, refs, weights, accessories, cycles) -> list[dict]:
+def _customer_orders(rnd, refs, cumulative, accessories, cycles) -> list[dict]:
     day = rnd.uniform(0, 365)
     owned: dict[str, float] = {}  # product -> day last bought
     result = []
@@ -92,7 +99,7 @@ def _customer_orders(rnd, refs, weights, accessories, cycles) -> list[dict]:
             for extra in accessories.get(ref, ()):
                 if extra not in owned and rnd.random() < 0.25:
                     items.add(extra)
-        for ref in rnd.choices(refs, weights, k=rnd.randint(1, 2)):
+        for ref in rnd.choices(refs, cum_weights=cumulative, k=rnd.randint(1, 2)):
             items.add(ref)
             for extra in accessories.get(ref, ()):  # ... or with it
                 if rnd.random() < 0.5:
@@ -210,11 +217,12 @@ def main() -> int:
         trained, _ = recompute_time(engine, shop, args.min_support)
         hits, base, evaluated, times = evaluate(engine, shop, quality, hidden, args.eval, args.seed)
 
-        # lines per order of the generated stores, to size the recompute store
+        # sized by the quality store's lines per order (the catalog grows with the orders),
+        # and topped up until it has --lines lines
         lines_per_order = sum(len(o["items"]) for h in quality.orders.values() for o in h) / max(
             1, quality.order_count
         )
-        big = generate(int(args.lines / lines_per_order), args.seed + 1)
+        big = generate(int(args.lines / lines_per_order), args.seed + 1, lines=args.lines)
         big_shop = new_shop(engine, "big.example")
         load(engine, big_shop, big, hide_last=False)
         seconds, done = recompute_time(engine, big_shop, args.min_support)

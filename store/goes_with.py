@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Connection
 
+from aftersale.store.recommend import PRIOR
 from aftersale.store.tables import (
     order_lines,
     order_states,
@@ -26,8 +27,6 @@ from aftersale.store.tables import (
 
 #: best-sellers looked at for the type and tag fallbacks
 FALLBACK_POOL = 200
-#: orders of evidence a pair's confidence is shrunk by when ranking (see ``_score``)
-PRIOR = 5.0
 
 
 @dataclass
@@ -51,8 +50,8 @@ class Recommendation:
 
 
 def _score():
-    """Confidence shrunk toward zero for products seen in few orders: together / (orders +
-    :data:`PRIOR`), so two orders out of two do not outrank sixty out of a hundred."""
+    """Confidence shrunk toward zero for products seen in few orders (the rank
+    store/recommend.py keeps the strongest pairs by)."""
     pair = product_pairs.c
     return pair.together / (pair.together / pair.confidence + PRIOR)
 
@@ -82,19 +81,25 @@ def recommend(
 ) -> list[Recommendation]:
     """Up to ``n`` products to suggest after an order of ``order_products``."""
     bought = [str(r) for r in order_products if r]
-    skip = set(bought) | owned_by(conn, shop_id, customer_ref)
-    found = _bought_with(conn, shop_id, bought, skip, n)
-    if len(found) < n:
+    found = _bought_with(conn, shop_id, bought, customer_ref, n)
+    if len(found) < n:  # the rare path: what the customer owns is read only here
+        skip = set(bought) | owned_by(conn, shop_id, customer_ref)
         skip |= {r.product.product_ref for r in found}
         found += _fallback(conn, shop_id, bought, skip, n - len(found))
     return found
 
 
-def _bought_with(conn, shop_id: int, bought: list[str], skip: set[str], n: int):
-    if not bought or n <= 0:
-        return []
+def _pairs_statement():
+    """The send-time pair lookup, built once (building a statement costs more than the
+    indexed query it runs): pairs of the order's products, sellable, not owned by the
+    customer, strongest first."""
     pair = product_pairs.c
-    rows = conn.execute(
+    # uncorrelated: read once through the (shop, customer) index, not per pair
+    owned = select(order_lines.c.product_ref).where(
+        order_lines.c.shop_id == bindparam("shop_id"),
+        order_lines.c.customer_ref == bindparam("customer"),
+    )
+    return (
         select(
             products, pair.product_ref.label("because"), pair.together, pair.confidence, pair.lift
         )
@@ -104,13 +109,36 @@ def _bought_with(conn, shop_id: int, bought: list[str], skip: set[str], n: int):
                 and_(products.c.shop_id == pair.shop_id, products.c.product_ref == pair.other_ref),
             )
         )
-        .where(pair.shop_id == shop_id, pair.product_ref.in_(bought), _sellable())
+        .where(
+            pair.shop_id == bindparam("shop_id"),
+            pair.product_ref.in_(bindparam("bought", expanding=True)),
+            pair.other_ref.not_in(bindparam("bought", expanding=True)),
+            _sellable(),
+            pair.other_ref.not_in(owned),
+        )
         .order_by(_score().desc(), pair.lift.desc(), pair.other_ref)
-        .limit(n + len(skip) + 3 * len(bought))
+        .limit(bindparam("limit"))
+    )
+
+
+_PAIRS = _pairs_statement()
+
+
+def _bought_with(conn, shop_id: int, bought: list[str], customer_ref, n: int):
+    if not bought or n <= 0:
+        return []
+    rows = conn.execute(
+        _PAIRS,
+        {
+            "shop_id": shop_id,
+            "bought": bought,
+            "customer": str(customer_ref) if customer_ref else None,
+            "limit": n * len(bought),  # one product can pair with each of the order's
+        },
     ).all()
     found: list[Recommendation] = []
     for row in rows:
-        if row.product_ref in skip or any(f.product.product_ref == row.product_ref for f in found):
+        if any(f.product.product_ref == row.product_ref for f in found):
             continue
         found.append(
             Recommendation(row, "bought_with", row.because, row.together, row.confidence, row.lift)

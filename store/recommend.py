@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, func, insert, literal, select
+from sqlalchemy import and_, delete, func, insert, literal, select, tuple_
 from sqlalchemy.engine import Connection
 
 from aftersale.store.tables import (
@@ -28,6 +28,12 @@ from aftersale.store.tables import (
 
 DAY = 86400.0
 SCOPES = ("product", "type")
+#: orders of evidence a pair's confidence is shrunk by when ranking: together / (orders +
+#: PRIOR), so two orders out of two do not outrank sixty out of a hundred
+PRIOR = 5.0
+#: pairs kept per product, the strongest by that rank: a lookup reads at most this many
+#: per product of the order, however popular (a best-seller pairs with thousands)
+PAIRS_KEPT = 100
 
 
 @dataclass
@@ -38,8 +44,11 @@ class Recomputed:
     cycles: int
 
 
-def recompute(conn: Connection, shop_id: int, min_support: int, now: datetime) -> Recomputed:
-    """Rebuild the shop's pair statistics and repurchase cycles from its order lines."""
+def recompute(
+    conn: Connection, shop_id: int, min_support: int, now: datetime, keep: int = PAIRS_KEPT
+) -> Recomputed:
+    """Rebuild the shop's pair statistics (the ``keep`` strongest per product) and
+    repurchase cycles from its order lines."""
     for table in (product_pairs, product_stats, repurchase_cycles):
         conn.execute(delete(table).where(table.c.shop_id == shop_id))
     _analyze(conn, order_lines, products)  # the self-join's plan needs current row counts
@@ -49,7 +58,7 @@ def recompute(conn: Connection, shop_id: int, min_support: int, now: datetime) -
     ).scalar_one()
     _count_products(conn, shop_id, now)
     if total:
-        _count_pairs(conn, shop_id, max(1, min_support), total, now)
+        _count_pairs(conn, shop_id, max(1, min_support), total, now, max(1, keep))
     for scope in SCOPES:
         _count_cycles(conn, shop_id, scope, now)
     _analyze(conn, product_stats, product_pairs, repurchase_cycles)  # for send-time lookups
@@ -111,7 +120,9 @@ def _count_products(conn: Connection, shop_id: int, now: datetime) -> None:
     )
 
 
-def _count_pairs(conn: Connection, shop_id: int, min_support: int, total: int, now) -> None:
+def _count_pairs(
+    conn: Connection, shop_id: int, min_support: int, total: int, now, keep: int
+) -> None:
     """Orders per product pair (the self-join grouped, cut at the support), then their
     confidence and lift from the products' own counts."""
     a, b = order_lines.alias("a"), order_lines.alias("b")
@@ -152,6 +163,38 @@ def _count_pairs(conn: Connection, shop_id: int, min_support: int, total: int, n
     )
     columns = ["shop_id", "product_ref", "other_ref", "together", "confidence", "lift"]
     conn.execute(insert(product_pairs).from_select([*columns, "computed_at"], query))
+    _analyze(conn, product_pairs)  # planned as tiny, the delete below re-ranks per row
+    _keep_strongest(conn, shop_id, keep)
+
+
+def _keep_strongest(conn: Connection, shop_id: int, keep: int) -> None:
+    """Delete each product's pairs beyond its ``keep`` strongest, ranked as a lookup ranks
+    them (store/goes_with.py: shrunk confidence, then lift). A second statement over the
+    counted pairs rather than a window in the counting one: PostgreSQL planned that as a
+    nested loop over the self-join (minutes for a million lines, against seconds)."""
+    pair = product_pairs.c
+    shrunk = pair.together / (pair.together / pair.confidence + PRIOR)
+    ranked = (
+        select(
+            pair.product_ref,
+            pair.other_ref,
+            func.row_number()
+            .over(
+                partition_by=pair.product_ref,
+                order_by=(shrunk.desc(), pair.lift.desc(), pair.other_ref),
+            )
+            .label("rank"),
+        )
+        .where(pair.shop_id == shop_id)
+        .subquery("ranked")
+    )
+    weaker = select(ranked.c.product_ref, ranked.c.other_ref).where(ranked.c.rank > keep)
+    conn.execute(
+        delete(product_pairs).where(
+            pair.shop_id == shop_id,
+            tuple_(pair.product_ref, pair.other_ref).in_(weaker),
+        )
+    )
 
 
 def _count_cycles(conn: Connection, shop_id: int, scope: str, now: datetime) -> None:

@@ -83,6 +83,21 @@ def test_pair_statistics_have_the_known_answers(runtime, shop_id):
     assert pairs == {("A", "B"): (3, 0.75, 0.9375), ("A", "C"): (2, 0.5, 1.25)}
 
 
+def test_only_the_strongest_pairs_of_a_product_are_kept(runtime, shop_id):
+    """A best-seller pairs with everything; a lookup reads only its ``keep`` strongest."""
+    store_history(runtime, shop_id, HISTORY, [product(r) for r in "ABC"])
+    with runtime.engine.begin() as conn:
+        done = recommend.recompute(conn, shop_id, 2, runtime.clock.now(), keep=1)
+    with runtime.engine.connect() as conn:
+        kept = sorted(
+            (p.product_ref, p.other_ref)
+            for p in conn.execute(recommend.product_pairs.select()).all()
+            if p.shop_id == shop_id
+        )
+    # A's strongest is B (3 of 4 orders, shrunk 3/9 against C's 2/9); B and C keep A
+    assert (done.pairs, kept) == (3, [("A", "B"), ("B", "A"), ("C", "A")])
+
+
 def test_recommendations_rank_by_confidence_and_exclude_what_is_owned(runtime, shop_id):
     items = [product(r) for r in "ABC"]
     store_history(runtime, shop_id, HISTORY, items)
