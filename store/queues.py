@@ -11,6 +11,7 @@ inspection with ``rq info``.
 from __future__ import annotations
 
 import uuid
+from contextlib import suppress
 from datetime import UTC, datetime
 
 from redis import Redis
@@ -28,6 +29,9 @@ ACTIONS = "actions"
 DELIVERY_BATCH = 20
 ACTION_BATCH = 25
 FAILURE_TTL = 7 * 24 * 3600
+#: jobs waiting on a queue (taken by no worker yet) from which new work is left in the
+#: database, to go over in full batches when the workers catch up (see ``behind``)
+BEHIND_AT = {DELIVERIES: 1, ACTIONS: 2}
 #: seconds one reconcile run may take before RQ stops it (the cursor keeps its progress)
 RECONCILE_TIMEOUT = 3600
 
@@ -44,6 +48,28 @@ def nudge_relay(runtime) -> None:
         pipe.lpush(nudge_key(runtime), b"1")
         pipe.ltrim(nudge_key(runtime), 0, 0)  # one pending nudge is enough
         pipe.execute()
+
+
+def deferred_key(runtime) -> str:
+    return f"{runtime.config.queue_prefix}:relay:actions-deferred"
+
+
+def note_deferred(runtime) -> None:
+    """Tell the relay a worker left due actions in the database (see ``hand_off_actions``)."""
+    with runtime.redis.pipeline(transaction=False) as pipe:
+        pipe.set(deferred_key(runtime), b"1", ex=60)
+        pipe.lpush(nudge_key(runtime), b"1")
+        pipe.ltrim(nudge_key(runtime), 0, 0)
+        pipe.execute()
+
+
+def take_deferred(runtime) -> bool:
+    """True once after :func:`note_deferred` (GET and DEL in one transaction)."""
+    with runtime.redis.pipeline() as pipe:
+        pipe.get(deferred_key(runtime))
+        pipe.delete(deferred_key(runtime))
+        noted, _ = pipe.execute()
+    return noted is not None
 
 
 def wait_for_nudge(runtime, timeout: float) -> bool:
@@ -206,9 +232,37 @@ def by_job(assigned: dict[int, str]) -> dict[str, list[int]]:
     return grouped
 
 
-def hand_off_actions(runtime, ids: list[int]) -> None:
-    """Enqueue actions created due; if Redis fails they stay queued and the scheduler re-enqueues them."""
+def behind(runtime, name: str) -> bool:
+    """True when ``name``'s queue already holds jobs no worker has taken.
+
+    Handing more over then only lines up small jobs behind them: at 50 webhooks a
+    second each job carried one or two ids, and a job's own cost (RQ's round trips,
+    the claim, the reads) made the workers fall behind for good (measured:
+    bench/e2e_bench.py, docs/performance.md). Left in the database a moment, the
+    work goes over in full batches once the workers catch up. Without Redis: False
+    (the enqueue that follows reports it).
+    """
+    try:
+        return runtime.redis.llen(runtime.queue(name).key) >= BEHIND_AT[name]
+    except RedisError:
+        return False
+
+
+def hand_off_actions(runtime, ids: list[int], *, coalesce: bool = False) -> None:
+    """Enqueue actions created due; if Redis fails they stay queued and the scheduler re-enqueues them.
+
+    With ``coalesce`` (a worker handing over what its job planned), when the workers
+    are :func:`behind` the actions go back to ``scheduled``, due now, and the relay is
+    told: it hands them over in full batches as soon as the queue has room (at the
+    latest the scheduler's next tick, within a second).
+    """
     if not ids:
+        return
+    if coalesce and behind(runtime, ACTIONS):
+        with runtime.engine.begin() as conn:
+            action_store.unqueue(conn, ids, runtime.clock.now())
+        with suppress(RedisError):
+            note_deferred(runtime)
         return
     try:
         jobs = by_job(enqueue_actions(runtime, ids))

@@ -275,7 +275,10 @@ def cli_runner():
 @pytest.fixture
 def work(runtime):
     """Do what the relay and a worker would: hand stored deliveries to RQ, then run a real
-    RQ SimpleWorker in burst mode until both queues are empty."""
+    RQ SimpleWorker in burst mode until both queues are empty; and, as the relay does,
+    hand over the due actions a worker left in the database because the actions queue
+    was behind (store/queues.py, ``hand_off_actions``), until none are left."""
+    from aftersale.store.queues import take_deferred
     from aftersale.workers.runner import make_worker
     from aftersale.workers.scheduler import Scheduler
 
@@ -283,9 +286,12 @@ def work(runtime):
         receiver = getattr(runtime, "_receiver_state", None)
         if receiver is not None:
             assert receiver.writer.drain(), "delivery writer did not drain"
-        Scheduler(runtime).relay()
+        scheduler = Scheduler(runtime)
+        scheduler.relay()
         worker = make_worker(runtime)
         worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
+        while take_deferred(runtime) and scheduler.dispatch():
+            worker.work(burst=True, logging_level="WARNING", with_scheduler=False)
         return worker
 
     return run

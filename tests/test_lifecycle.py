@@ -9,7 +9,13 @@ from datetime import timedelta
 import redis as redis_lib
 
 from aftersale.store import actions as action_store
-from aftersale.store.queues import enqueue_actions
+from aftersale.store.queues import (
+    ACTIONS,
+    behind,
+    enqueue_actions,
+    hand_off_actions,
+    take_deferred,
+)
 from aftersale.store.tables import actions, messages
 from aftersale.workers.scheduler import Scheduler
 from tests.action_helpers import hand_off, plant, store_event
@@ -199,3 +205,31 @@ def test_every_step_type_is_registered_accepted_by_rules_and_executed():
     from aftersale.workers.executors import EXECUTORS
 
     assert set(STEP_TYPES) == set(RULE_STEPS) == set(EXECUTORS)
+
+
+def test_actions_planned_while_the_queue_is_behind_go_over_in_one_full_batch(
+    runtime, work, smtp_server
+):
+    """At a steady trickle each delivery job planned one or two mails, and one action job
+    each made the workers fall behind for good; behind, a worker leaves them due in the
+    database and the relay hands them over together once the queue has room."""
+    shop_id, event_id, event = store_event(runtime)
+    waiting = plant(runtime, shop_id, event_id, event, [EMAIL], count=2, rule="waiting")
+    for action_id in waiting:  # two jobs no worker has taken: the queue is behind
+        hand_off(runtime, [action_id])
+    assert behind(runtime, ACTIONS)
+    trickle = []
+    for n in range(5):  # five delivery jobs, one mail each
+        (action_id,) = plant(runtime, shop_id, event_id, event, [EMAIL], rule=f"trickle-{n}")
+        hand_off_actions(runtime, [action_id], coalesce=True)
+        trickle.append(action_id)
+    statuses = {r.id: r.status for r in rows(runtime.engine, actions)}
+    assert {statuses[i] for i in trickle} == {"scheduled"}  # left due, not one job each
+    assert runtime.redis.llen(runtime.queue(ACTIONS).key) == 2
+    assert take_deferred(runtime) and not take_deferred(runtime)  # the relay was told once
+
+    assert Scheduler(runtime).dispatch() == len(trickle)
+    job_ids = {r.job_id for r in rows(runtime.engine, actions) if r.id in trickle}
+    assert len(job_ids) == 1  # one job for the five
+    work()
+    assert len(message_ids(smtp_server)) == len(waiting) + len(trickle)

@@ -68,7 +68,7 @@ def process_deliveries(delivery_ids: list[int]) -> dict[int, str]:
                 continue
             results[delivery_id] = processed.status
             due += processed.due_actions
-        hand_off_actions(runtime, due)
+        hand_off_actions(runtime, due, coalesce=True)
         if failures:
             sentry.tag(delivery=failures[0][0])
         _raise_first(failures, len(delivery_ids), "deliveries")

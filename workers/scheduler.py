@@ -44,12 +44,16 @@ from aftersale.store import heartbeats, syncs, why_not
 from aftersale.store import privacy as privacy_store
 from aftersale.store import shops as shop_store
 from aftersale.store.queues import (
+    ACTIONS,
+    DELIVERIES,
+    behind,
     by_job,
     enqueue_actions,
     enqueue_deliveries,
     enqueue_reconcile,
     hand_off_actions,
     missing_jobs,
+    take_deferred,
     wait_for_nudge,
 )
 from aftersale.workers import estimates, recommend_model
@@ -134,12 +138,36 @@ class Scheduler:
             if time.monotonic() >= next_tick:
                 busy = self.tick().busy
                 next_tick = time.monotonic() + (0 if busy else interval)
-            elif self.relay():
+            elif self._hand_over():
                 continue
             self._sleep(stop, max(0.0, next_tick - time.monotonic()))
         with suppress(RedisError):
             heartbeats.stop(self.runtime, "scheduler", self.name)
         log.info("scheduler.stopped")
+
+    def dispatch(self, now: datetime | None = None) -> int:
+        """Hand every due scheduled action to RQ now, in full batches; how many."""
+        report = TickReport()
+        self._guarded(self._dispatch_due, now or self.runtime.clock.now(), report)
+        return report.actions_enqueued
+
+    def _hand_over(self) -> bool:
+        """On a nudge: relay waiting deliveries, and dispatch the due actions a worker left
+        in the database, each unless the workers are already behind on that queue (then
+        the work waits for the tick and goes over in full batches). True when anything
+        was handed over."""
+        moved = 0
+        if not behind(self.runtime, DELIVERIES):
+            moved += self.relay()
+        if not behind(self.runtime, ACTIONS) and self._deferred():
+            moved += self.dispatch()
+        return bool(moved)
+
+    def _deferred(self) -> bool:
+        try:
+            return take_deferred(self.runtime)
+        except RedisError:
+            return False
 
     def _beat(self) -> None:
         """The heartbeat, from the loop itself: a scheduler stuck in a tick stops beating."""
