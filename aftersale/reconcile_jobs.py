@@ -21,7 +21,7 @@ from aftersale.shopify_install import register_shopify_webhooks
 from aftersale.shops import register_woocommerce_webhooks
 from aftersale.store import shops as shop_store
 from aftersale.store import syncs
-from aftersale.workers import jobs
+from aftersale.workers import job_runtime as jobs
 from aftersale.workers.reconcile import reconcile_shop
 
 log = logs.get_logger("aftersale.reconcile")

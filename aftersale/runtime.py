@@ -23,7 +23,7 @@ from aftersale.core.links import LinkSigner
 from aftersale.core.steps import STEP_TYPES
 from aftersale.store.db import make_engine
 from aftersale.store.shops import get_shop
-from aftersale.workers import jobs
+from aftersale.workers import job_runtime as jobs
 
 SHOP_CACHE_SECONDS = 30.0
 

@@ -39,7 +39,8 @@ from aftersale.store import privacy as privacy_store
 from aftersale.store import shops as shop_store
 from aftersale.store import tokens as token_store
 from aftersale.store.tables import shops
-from aftersale.workers import jobs, shop_access
+from aftersale.workers import job_runtime as jobs
+from aftersale.workers import shop_access
 
 log = logs.get_logger("aftersale.shops")
 #: how long an authorize link is good for: the owner approves within minutes

@@ -21,7 +21,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dkim
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -80,6 +79,9 @@ class DkimKey:
         Raises:
             dkim.DKIMException: the message is malformed (no From header).
         """
+        import dkim  # here, not at the top: only senders sign, and dkimpy with dnspython
+        # costs a web process about 14 MB it never uses (docs/performance.md, memory)
+
         present = _header_names(message)
         include = [name.encode() for name in SIGNED_HEADERS if name.lower() in present]
         return dkim.sign(

@@ -1,16 +1,15 @@
-"""RQ entry points. Jobs take ids, never objects, and find their process's runtime here.
+"""RQ entry points. Jobs take ids, never objects, and find their process's runtime with
+``current`` (workers/job_runtime.py).
 
 The process that runs jobs (``aftersale worker``, or a test) installs its
-runtime with :func:`install`; the app shell registers a factory so that a job
-run elsewhere (``rq worker`` by hand) builds one from the environment. Either
-way this floor never imports the shell above it.
+runtime there; the app shell registers a factory so that a job run elsewhere
+(``rq worker`` by hand) builds one from the environment. Either way this floor
+never imports the shell above it.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
 
 from rq import get_current_job
 
@@ -19,35 +18,8 @@ from aftersale.store import actions as action_store
 from aftersale.store.queues import hand_off_actions
 from aftersale.workers.actions import JOB_BUDGET, claim, hand_back, release_held, run_claimed
 from aftersale.workers.job_reads import JobReads
+from aftersale.workers.job_runtime import current
 from aftersale.workers.processing import process_one
-
-_current = None
-_factory: Callable[[], object] | None = None
-_lock = threading.Lock()
-
-
-def install(runtime) -> None:
-    """Make ``runtime`` the one jobs in this process use (None to forget it)."""
-    global _current
-    _current = runtime
-
-
-def set_factory(factory: Callable[[], object]) -> None:
-    """How to build a runtime when a job runs before any was installed."""
-    global _factory
-    _factory = factory
-
-
-def current():
-    """The process's runtime; built by the registered factory the first time if none was installed."""
-    global _current
-    if _current is None:
-        with _lock:
-            if _current is None:
-                if _factory is None:
-                    raise RuntimeError("no runtime installed: run jobs with `aftersale worker`")
-                _current = _factory()
-    return _current
 
 
 def process_deliveries(delivery_ids: list[int]) -> dict[int, str]:

@@ -21,7 +21,7 @@ from aftersale.store import recommend, syncs
 from aftersale.store import shops as shop_store
 from aftersale.store.queues import ACTIONS, FAILURE_TTL
 from aftersale.store.tables import shops
-from aftersale.workers import jobs
+from aftersale.workers import job_runtime as jobs
 
 log = logs.get_logger("workers.recommend_model")
 MODEL = "model"

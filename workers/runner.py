@@ -20,7 +20,7 @@ from aftersale.store.queues import ACTIONS, DELIVERIES
 from aftersale.workers import shop_access
 from aftersale.workers.channels import ChannelUnavailable
 from aftersale.workers.heartbeat import Heartbeat
-from aftersale.workers.jobs import install
+from aftersale.workers.job_runtime import install
 from aftersale.workers.leases import LeaseKeeper
 
 log = logs.get_logger("workers.runner")
