@@ -79,8 +79,8 @@ class DkimKey:
         Raises:
             dkim.DKIMException: the message is malformed (no From header).
         """
-        import dkim  # here, not at the top: only senders sign, and dkimpy with dnspython
-        # costs a web process about 14 MB it never uses (docs/performance.md, memory)
+        # deferred import: only senders sign (dkimpy, dnspython: megabytes web never uses)
+        import dkim
 
         present = _header_names(message)
         include = [name.encode() for name in SIGNED_HEADERS if name.lower() in present]
