@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, bindparam, select
 from sqlalchemy.engine import Connection
 
-from aftersale.store.recommend import PRIOR
+from aftersale.store.recommend import shrunk_confidence
 from aftersale.store.tables import (
     order_lines,
     order_states,
@@ -47,13 +47,6 @@ class Recommendation:
             )
         what = "product type" if self.reason == "same_type" else "tag"
         return f"best-seller of the same {what} {self.because!r} ({self.orders} orders)"
-
-
-def _score():
-    """Confidence shrunk toward zero for products seen in few orders (the rank
-    store/recommend.py keeps the strongest pairs by)."""
-    pair = product_pairs.c
-    return pair.together / (pair.together / pair.confidence + PRIOR)
 
 
 def _sellable():
@@ -116,7 +109,7 @@ def _pairs_statement():
             _sellable(),
             pair.other_ref.not_in(owned),
         )
-        .order_by(_score().desc(), pair.lift.desc(), pair.other_ref)
+        .order_by(shrunk_confidence().desc(), pair.lift.desc(), pair.other_ref)
         .limit(bindparam("limit"))
     )
 

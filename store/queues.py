@@ -45,9 +45,13 @@ def nudge_key(runtime) -> str:
 def nudge_relay(runtime) -> None:
     """Wake the relay: new deliveries are waiting in the database (one cheap Redis command)."""
     with runtime.redis.pipeline(transaction=False) as pipe:
-        pipe.lpush(nudge_key(runtime), b"1")
-        pipe.ltrim(nudge_key(runtime), 0, 0)  # one pending nudge is enough
+        _push_nudge(pipe, runtime)
         pipe.execute()
+
+
+def _push_nudge(pipe, runtime) -> None:
+    pipe.lpush(nudge_key(runtime), b"1")
+    pipe.ltrim(nudge_key(runtime), 0, 0)  # one pending nudge is enough
 
 
 def deferred_key(runtime) -> str:
@@ -58,8 +62,7 @@ def note_deferred(runtime) -> None:
     """Tell the relay a worker left due actions in the database (see ``hand_off_actions``)."""
     with runtime.redis.pipeline(transaction=False) as pipe:
         pipe.set(deferred_key(runtime), b"1", ex=60)
-        pipe.lpush(nudge_key(runtime), b"1")
-        pipe.ltrim(nudge_key(runtime), 0, 0)
+        _push_nudge(pipe, runtime)
         pipe.execute()
 
 

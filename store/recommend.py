@@ -167,13 +167,21 @@ def _count_pairs(
     _keep_strongest(conn, shop_id, keep)
 
 
+def shrunk_confidence():
+    """A pair's confidence shrunk toward zero for products seen in few orders: together /
+    (orders + :data:`PRIOR`). The one rank both the trim here and a lookup
+    (store/goes_with.py) order pairs by, so the pairs kept are the ones a lookup wants."""
+    pair = product_pairs.c
+    return pair.together / (pair.together / pair.confidence + PRIOR)
+
+
 def _keep_strongest(conn: Connection, shop_id: int, keep: int) -> None:
     """Delete each product's pairs beyond its ``keep`` strongest, ranked as a lookup ranks
     them (store/goes_with.py: shrunk confidence, then lift). A second statement over the
     counted pairs rather than a window in the counting one: PostgreSQL planned that as a
     nested loop over the self-join (minutes for a million lines, against seconds)."""
     pair = product_pairs.c
-    shrunk = pair.together / (pair.together / pair.confidence + PRIOR)
+    shrunk = shrunk_confidence()
     ranked = (
         select(
             pair.product_ref,
