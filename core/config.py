@@ -163,7 +163,7 @@ class Config:
     #: why-not records (rules that did not match an event) are deleted after this many days
     rule_miss_days: int = 30
     #: workers and schedulers beat this often; a heartbeat expires after three missed beats
-    heartbeat_seconds: float = 10.0
+    heartbeat_seconds: float = 5.0
     #: a worker (first one, the next ones +1, +2 ... under ``serve``) and the scheduler serve
     #: Prometheus metrics on these ports; 0 serves none
     worker_metrics_port: int = 0
@@ -216,7 +216,7 @@ class Config:
             "environment": env.get("AFTERSALE_ENV") or "development",
             "readyz_token": env.get("READYZ_TOKEN", ""),
             "rule_miss_days": _number(env, "RULE_MISS_DAYS", 30),
-            "heartbeat_seconds": _number(env, "HEARTBEAT_SECONDS", 10.0, float),
+            "heartbeat_seconds": _number(env, "HEARTBEAT_SECONDS", 5.0, float),
             "worker_metrics_port": _number(env, "WORKER_METRICS_PORT", 0),
             "scheduler_metrics_port": _number(env, "SCHEDULER_METRICS_PORT", 0),
             "metrics_token": env.get("METRICS_TOKEN", ""),

@@ -46,6 +46,24 @@ def stop(runtime, role: str, name: str) -> None:
     runtime.redis.delete(f"{_prefix(runtime)}:{role}:{name}")
 
 
+def living(runtime, role: str, names) -> set[str]:
+    """Which of ``names`` still beat: one pipelined EXISTS each.
+
+    The scheduler asks this of the workers its started jobs name (RQ notes the
+    worker on the job): a job whose worker stopped beating will not finish, and
+    its rows are handed to another worker within one heartbeat lifetime rather
+    than after RQ's own registries expire, minutes later.
+    """
+    ordered = sorted(names)
+    if not ordered:
+        return set()
+    with runtime.redis.pipeline(transaction=False) as pipe:
+        for name in ordered:
+            pipe.exists(f"{_prefix(runtime)}:{role}:{name}")
+        found = pipe.execute()
+    return {name for name, exists in zip(ordered, found, strict=True) if exists}
+
+
 def alive(runtime) -> dict[str, list[Beat]]:
     """{role: [beats]} of the processes whose heartbeat has not expired."""
     found: dict[str, list[Beat]] = {role: [] for role in ROLES}

@@ -11,6 +11,7 @@ inspection with ``rq info``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 
@@ -153,7 +154,10 @@ ENDED = {b"finished", b"failed", b"stopped", b"canceled"}
 
 
 def missing_jobs(
-    redis: Redis, job_ids: set[str], started_before: datetime | None = None
+    redis: Redis,
+    job_ids: set[str],
+    started_before: datetime | None = None,
+    living: Callable[[set[str]], set[str]] | None = None,
 ) -> set[str]:
     """The job ids that will not run: gone, ended, or held by a worker that died.
 
@@ -168,16 +172,20 @@ def missing_jobs(
     rows first thing, so it died (a SimpleWorker killed mid-job leaves its
     job ``started`` until RQ's own cleanup, many minutes later). A false alarm
     only costs a second job: claims are check-and-set, so a row runs once.
+
+    ``living``, given the names of the workers that started jobs, says which of
+    them still beat (store/heartbeats.py): a job whose worker stopped beating is
+    gone within one heartbeat lifetime, long before RQ's registries expire.
     """
     ordered = [j for j in job_ids if j]
     if not ordered:
         return set()
     with redis.pipeline(transaction=False) as pipe:
         for job_id in ordered:
-            pipe.hmget(Job.key_for(job_id), "status", "origin", "started_at")
+            pipe.hmget(Job.key_for(job_id), "status", "origin", "started_at", "worker_name")
         found = pipe.execute()
-    gone, waiting, running = set(), [], {}
-    for job_id, (status, origin, started_at) in zip(ordered, found, strict=True):
+    gone, waiting, running, by_worker = set(), [], {}, {}
+    for job_id, (status, origin, started_at, worker) in zip(ordered, found, strict=True):
         if status is None or status in ENDED:
             gone.add(job_id)
         elif status == b"queued" and origin:
@@ -186,9 +194,14 @@ def missing_jobs(
             gone.add(job_id)
         elif status == b"started" and origin:
             running.setdefault(origin.decode(), []).append(job_id)
+            if worker:
+                by_worker.setdefault(worker.decode(), []).append(job_id)
     gone |= _popped_and_dropped(redis, waiting)
     for origin, started in running.items():
         gone |= _started_by_the_dead(redis, origin, started)
+    if living is not None and by_worker:
+        alive = living(set(by_worker))
+        gone.update(j for name, jobs in by_worker.items() if name not in alive for j in jobs)
     return gone
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 import redis as redis_lib
 
 from aftersale.store import actions as action_store
@@ -17,7 +19,7 @@ from aftersale.store.queues import (
     take_deferred,
 )
 from aftersale.store.tables import actions, messages
-from aftersale.workers.scheduler import Scheduler
+from aftersale.workers.scheduler import RECHECK_AFTER, Scheduler
 from tests.action_helpers import hand_off, plant, store_event
 from tests.helpers import count, rows
 
@@ -112,13 +114,25 @@ def test_a_job_popped_by_a_worker_killed_before_starting_it_is_enqueued_again(
 
     work()
     assert smtp_server.handler.messages == []
-    clock.advance(timedelta(seconds=30))  # a job may wait a while behind others: not lost yet
+    clock.advance(RECHECK_AFTER - timedelta(seconds=1))  # rows this fresh are not checked
     assert scheduler.tick(clock.now()).lost_jobs_requeued == 0
-    clock.advance(timedelta(seconds=31))
+    clock.advance(timedelta(seconds=2))  # in neither the queue nor a worker: lost
     assert scheduler.tick(clock.now()).lost_jobs_requeued == len(ids)
     work()
     sent = message_ids(smtp_server)
     assert len(sent) == len(ids) and max(sent.values()) == 1
+
+
+def mark_started(connection, queue_name: str, job_id: str, at, worker: str = "") -> None:
+    """What RQ writes when a worker starts a job: its status, start time and worker, and an
+    entry in the queue's started registry that the worker's heartbeats keep alive."""
+    from rq.registry import StartedJobRegistry
+
+    started = at.isoformat().replace("+00:00", "Z")
+    mapping = {"status": "started", "started_at": started, "worker_name": worker}
+    connection.hset(f"rq:job:{job_id}", mapping=mapping)
+    registry = StartedJobRegistry(queue_name, connection=connection)
+    connection.zadd(registry.key, {f"{job_id}:execution": time.time() + 3600})
 
 
 def test_a_job_started_by_a_worker_killed_before_it_claimed_its_actions_is_enqueued_again(
@@ -135,14 +149,48 @@ def test_a_job_started_by_a_worker_killed_before_it_claimed_its_actions_is_enque
     hand_off(runtime, ids)
     connection = redis_lib.Redis.from_url(runtime.config.redis_url)
     (job_id,) = {row.job_id for row in rows(runtime.engine, actions)}
-    assert connection.lpop(Queue(runtime.queue(ACTIONS).name, connection=connection).key)
-    started = clock.now().isoformat().replace("+00:00", "Z")
-    connection.hset(f"rq:job:{job_id}", mapping={"status": "started", "started_at": started})
+    queue_name = runtime.queue(ACTIONS).name
+    assert connection.lpop(Queue(queue_name, connection=connection).key)
+    mark_started(connection, queue_name, job_id, clock.now())
 
     clock.advance(timedelta(seconds=30))  # a live job claims its rows at once; give it time
     assert scheduler.tick(clock.now()).lost_jobs_requeued == 0
     clock.advance(timedelta(seconds=31))
     assert scheduler.tick(clock.now()).lost_jobs_requeued == len(ids)
+    work()
+    sent = message_ids(smtp_server)
+    assert len(sent) == len(ids) and max(sent.values()) == 1
+
+
+@pytest.mark.parametrize("beating", [True, False])
+def test_a_job_started_by_a_worker_that_stopped_beating_is_enqueued_again_at_once(
+    runtime, clock, work, smtp_server, scheduler, beating
+):
+    """RQ notes the worker on a started job. While that worker's heartbeat lives, the job
+    gets the full ``lost_after`` to claim its rows; once it expired (the worker was
+    killed), the rows go to a new job at the next tick, not a minute later."""
+    from rq import Queue
+
+    from aftersale.store import heartbeats
+    from aftersale.store.queues import ACTIONS
+
+    shop_id, event_id, event = store_event(runtime)
+    ids = plant(runtime, shop_id, event_id, event, [EMAIL], count=3)
+    hand_off(runtime, ids)
+    connection = redis_lib.Redis.from_url(runtime.config.redis_url)
+    (job_id,) = {row.job_id for row in rows(runtime.engine, actions)}
+    queue_name = runtime.queue(ACTIONS).name
+    assert connection.lpop(Queue(queue_name, connection=connection).key)
+    mark_started(connection, queue_name, job_id, clock.now(), worker="w-killed")
+    if beating:
+        heartbeats.beat(runtime, "worker", "w-killed", 60)
+
+    clock.advance(RECHECK_AFTER + timedelta(seconds=1))
+    requeued = scheduler.tick(clock.now()).lost_jobs_requeued
+    assert requeued == (0 if beating else len(ids))
+    if beating:  # a living worker's job is trusted until lost_after
+        heartbeats.stop(runtime, "worker", "w-killed")
+        assert scheduler.tick(clock.now()).lost_jobs_requeued == len(ids)
     work()
     sent = message_ids(smtp_server)
     assert len(sent) == len(ids) and max(sent.values()) == 1

@@ -10,8 +10,9 @@ Each tick it
 2. makes actions whose worker died (lease expired) due again,
 3. emits estimated deliveries now due (workers/estimates.py), then claims due
    actions in batches and enqueues them,
-4. re-enqueues deliveries and actions whose RQ job no longer exists
-   (Redis flushed or restarted without persistence),
+4. re-enqueues deliveries and actions whose RQ job will not run: gone (Redis
+   flushed or restarted without persistence), or started by a worker whose
+   heartbeat expired (killed: its rows resume within seconds),
 5. every few minutes, empties raw webhook bodies older than DELIVERY_BODY_DAYS
    (they hold customer data; the delivery row and its outcome stay), and deletes
    why-not records older than RULE_MISS_DAYS,
@@ -82,14 +83,25 @@ class TickReport:
         return bool(self.actions_enqueued or self.deliveries_enqueued or self.lost_jobs_requeued)
 
 
+#: rows queued longer than this are checked against their RQ job each tick
+RECHECK_AFTER = timedelta(seconds=5)
+
+
 class Scheduler:
     def __init__(
-        self, runtime, *, batch: int = 1000, max_batches: int = 20, lost_after=timedelta(seconds=60)
+        self,
+        runtime,
+        *,
+        batch: int = 1000,
+        max_batches: int = 20,
+        lost_after=timedelta(seconds=60),
+        recheck_after=RECHECK_AFTER,
     ):
         self.runtime = runtime
         self.batch = batch
         self.max_batches = max_batches
         self.lost_after = lost_after
+        self.recheck_after = recheck_after
         self._retention_due: datetime | None = None  # the next body-retention pass
         self._misses_due: datetime | None = None  # the next why-not retention pass
         self._reconcile_check: datetime | None = None  # when to look for due reconcile runs
@@ -276,14 +288,24 @@ class Scheduler:
             action_store.set_jobs(conn, jobs, now)
 
     def _recover_lost(self, now, report: TickReport) -> None:
-        before = now - self.lost_after
+        """Hand rows whose job will not run to a new job.
+
+        Rows queued more than ``recheck_after`` ago are checked against their job
+        each tick. Certain deaths count at once: the job gone or ended, popped and
+        dropped, or started by a worker whose heartbeat expired (HEARTBEAT_SECONDS
+        x 3), so the deliveries and sends a killed worker held resume within about
+        that (measured: tests/faults/test_lease_recovery.py, bench/e2e_bench.py).
+        A job merely started ``lost_after`` ago with its rows still waiting counts
+        only then.
+        """
         with self.runtime.engine.connect() as conn:
-            deliveries = delivery_store.queued_before(conn, before, self.batch)
-            actions = action_store.queued_before(conn, before, self.batch)
+            deliveries = delivery_store.queued_before(conn, now - self.recheck_after, self.batch)
+            actions = action_store.queued_before(conn, now - self.recheck_after, self.batch)
         gone = missing_jobs(
             self.runtime.redis,
             {r.job_id for r in deliveries} | {r.job_id for r in actions},
-            started_before=before,
+            started_before=now - self.lost_after,
+            living=lambda names: heartbeats.living(self.runtime, "worker", names),
         )
         lost_deliveries = [r.id for r in deliveries if not r.job_id or r.job_id in gone]
         lost_actions = [r.id for r in actions if not r.job_id or r.job_id in gone]

@@ -30,9 +30,9 @@ from aftersale.store.tables import actions, messages
 from aftersale.workers.leases import LEASE
 from aftersale.workers.scheduler import Scheduler
 from tests.action_helpers import hand_off, plant, store_event
-from tests.conftest import free_port
+from tests.conftest import SHOPIFY_SECRET, free_port
 from tests.faults.test_worker_killed import start_worker
-from tests.helpers import rows
+from tests.helpers import load_fixture, post_shopify, rows
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
@@ -181,3 +181,74 @@ def test_a_send_slower_than_the_lease_is_not_taken_over(config, runtime):
     (action,) = rows(runtime.engine, actions)
     assert (action.status, action.attempts) == ("sent", 1)
     assert [m.status for m in rows(runtime.engine, messages)] == ["sent"]
+
+
+#: deliveries in the delivery-kill test: three jobs of DELIVERY_BATCH
+DELIVERIES_TOTAL = 60
+
+
+@pytest.mark.postgres_only  # a row lock holds the worker mid-job; SQLite locks the whole file
+def test_killed_workers_held_deliveries_are_processed_within_30_s_once(config, runtime, client):
+    """A worker SIGKILLed inside a delivery job: the job stays ``started`` in RQ for
+    minutes, its remaining deliveries ``queued``. They are processed, and their thank-you
+    mails arrive once each, within the bound: the scheduler sees the job's worker stop
+    beating (store/heartbeats.py) and hands the rows to a new job.
+
+    The test holds one delivery's row lock, so the worker blocks in the middle of the
+    first job (four deliveries done, sixteen waiting) when it is killed."""
+    from sqlalchemy import func, select, text
+
+    from aftersale.store.tables import deliveries
+
+    handler = TimedServer()
+    server = Controller(handler, hostname="127.0.0.1", port=free_port())
+    server.start()
+    config = config.replace(mail_url=f"smtp://127.0.0.1:{server.port}")
+    runtime.config = config
+    order = load_fixture("shopify", "orders__create")
+    for n in range(DELIVERIES_TOTAL):
+        body = {**order, "id": order["id"] + n, "email": f"buyer{n}@example.com"}
+        assert post_shopify(client, "orders/create", body, SHOPIFY_SECRET).status_code == 200
+    assert runtime._receiver_state.writer.drain()
+    (fifth,) = [r.id for r in rows(runtime.engine, deliveries, order_by=deliveries.c.id)][4:5]
+
+    def processed() -> int:
+        with runtime.engine.connect() as conn:
+            done = select(func.count()).where(deliveries.c.status == "processed")
+            return conn.execute(done.select_from(deliveries)).scalar_one()
+
+    try:
+        assert Scheduler(runtime).relay() == DELIVERIES_TOTAL
+        with runtime.engine.connect() as lock:
+            lock.execute(text("SELECT id FROM deliveries WHERE id = :id FOR UPDATE"), {"id": fifth})
+            first = start_worker(config)
+            try:
+                assert wait_until(lambda: processed() == 4, 60), "the worker never got going"
+                time.sleep(0.5)
+                assert processed() == 4, "the worker should be waiting on the fifth delivery"
+            finally:
+                first.send_signal(signal.SIGKILL)
+                first.wait(10)
+            killed_at = time.monotonic()
+            lock.rollback()
+        held = {r.id for r in rows(runtime.engine, deliveries) if r.status == "queued"}
+        assert len(held) == DELIVERIES_TOTAL - 4
+
+        with live_scheduler(config):
+            second = start_worker(config)
+            try:
+                wait_until(lambda: len(handler.arrived) >= DELIVERIES_TOTAL, RECOVERY_BOUND_S + 30)
+                recovery = time.monotonic() - killed_at
+            finally:
+                stop(second)
+    finally:
+        server.stop()
+
+    assert {r.status for r in rows(runtime.engine, deliveries)} == {"processed"}
+    arrived = dict(handler.arrived)
+    assert len(handler.arrived) == len(arrived) == DELIVERIES_TOTAL, "a mail was lost or doubled"
+    assert recovery < RECOVERY_BOUND_S, f"held deliveries done {recovery:.1f} s after the kill"
+    print(
+        f"\nworker SIGKILLed inside a delivery job ({len(held)} deliveries waiting): every "
+        f"thank-you arrived once, the last {recovery:.1f} s after the kill"
+    )
