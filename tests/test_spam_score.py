@@ -14,14 +14,16 @@ import re
 import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
 
 from aftersale.core.config import BUILTIN_TEMPLATES_DIR
 from aftersale.store import events as event_store
 from aftersale.store import shops as shop_store
+from aftersale.store.tables import shops
 from aftersale.workers.render import BASE_LOCALE, Renderer
 from tests.action_helpers import SHOP, hand_off, plant
 from tests.test_templates import SHOPIFY_EVENTS, shopify_event
@@ -58,16 +60,63 @@ def score(raw: bytes) -> tuple[float, str]:
     return float(found.group(1)), (tests.group(1) if tests else b"").decode().strip()
 
 
-def _stored(runtime, template: str, locale: str):
+@dataclass(frozen=True)
+class Store:
+    """Whose data a message carries: the sample pack's shop (Latin-script names, every
+    language), or a store that sells in Russian, with its name and catalogue in Cyrillic."""
+
+    label: str
+    domain: str
+    name: str | None = None  # None: the pack's shop_name (examples/starter/settings.yaml)
+    words: tuple[tuple[str, str], ...] = ()  # the catalogue's words as this store writes them
+
+
+SAMPLE = Store("sample", SHOP)
+RUSSIAN = Store(
+    "russian-store",
+    "uyutny-dom.myshopify.com",
+    "Уютный дом",
+    (
+        ("Leather shoe care kit", "Набор для ухода за кожаной обувью"),
+        ("Merino wool socks", "Носки из шерсти мериноса"),
+        ("39-42 / Grey", "39-42 / серые"),
+        (SHOP, "uyutny-dom.myshopify.com"),  # its order-status links
+    ),
+)
+
+
+def _in_store(value, store: Store):
+    """``value`` (an event's subject, nested) with the catalogue's words as ``store`` has them."""
+    if isinstance(value, str):
+        for sample, own in store.words:
+            value = value.replace(sample, own)
+        return value
+    if isinstance(value, dict):
+        return {key: _in_store(item, store) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_in_store(item, store) for item in value]
+    return value
+
+
+def _stored(runtime, template: str, locale: str, store: Store = SAMPLE):
     """The event a template is written for (real fixtures through the Shopify connector),
     stored with the customer writing ``locale`` and consenting to marketing."""
     event = shopify_event(template)
     customer = {**(event.customer or {}), "locale": locale, "accepts_email_marketing": True}
     order = {**(event.order or {}), "customer_locale": locale}
-    event = replace(event, customer=customer, order=order, key=f"{event.key}:{template}:{locale}")
+    event = replace(
+        event,
+        shop=store.domain,
+        customer=_in_store(customer, store),
+        order=_in_store(order, store),
+        fulfillment=_in_store(event.fulfillment, store),
+        key=f"{event.key}:{template}:{locale}:{store.label}",
+    )
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:
-        shop_id = shop_store.ensure_shop(conn, "shopify", SHOP, now)
+        shop_id = shop_store.ensure_shop(conn, "shopify", store.domain, now)
+        if store.name:
+            conn.execute(update(shops).where(shops.c.id == shop_id).values(name=store.name))
         event_id = event_store.insert_event(conn, shop_id, None, event, now)
     return shop_id, event_id, event
 
@@ -75,10 +124,11 @@ def _stored(runtime, template: str, locale: str):
 def test_every_built_in_message_scores_zero_or_below(db_backend, runtime, work, smtp_server):
     if db_backend != "sqlite":
         pytest.skip("the score does not depend on the database: scored once, on SQLite")
+    cases = [(SAMPLE, locale) for locale in LANGUAGES] + [(RUSSIAN, "ru")]
     planted = []
-    for locale in LANGUAGES:
+    for store, locale in cases:
         for name in sorted(SHOPIFY_EVENTS):
-            shop_id, event_id, event = _stored(runtime, name, locale)
+            shop_id, event_id, event = _stored(runtime, name, locale, store)
             category = "marketing" if name in MARKETING else "transactional"
             (action_id,) = plant(
                 runtime,
@@ -86,11 +136,11 @@ def test_every_built_in_message_scores_zero_or_below(db_backend, runtime, work, 
                 event_id,
                 event,
                 [("email", {"template": name})],
-                rule=f"{name}-{locale}",
+                rule=f"{name}-{locale}-{store.label}",
                 category=category,
             )
-            planted.append((action_id, name, locale))
-    hand_off(runtime, [a for a, _, _ in planted])
+            planted.append(action_id)
+    hand_off(runtime, planted)
     work()
     received = [e.original_content or e.content for e in smtp_server.handler.envelopes]
     assert len(received) == len(planted), "every message was sent"
@@ -102,7 +152,7 @@ def test_every_built_in_message_scores_zero_or_below(db_backend, runtime, work, 
         folder.mkdir(parents=True, exist_ok=True)
         for label, raw in zip(labels, received, strict=True):
             (folder / f"{label}.eml").write_bytes(raw)
-    report = sorted(zip(labels, scores, strict=True), key=lambda item: -item[1][0])
+    report = sorted(zip(labels, scores, strict=True), key=lambda item: (-item[1][0], item[0]))
     print("\nSpamAssassin (local tests):")
     for label, (value, tests) in report:
         print(f"  {value:5.1f}  {label}  {tests}")
@@ -110,15 +160,19 @@ def test_every_built_in_message_scores_zero_or_below(db_backend, runtime, work, 
     # Known and measured (issue 21, docs/deliverability.md): MIXED_ES (+1.0) counts, over the
     # subject, the text part and the HTML part's text together, Latin "e" and e-like letters
     # (Latin "e" plus Cyrillic "е"/"ё", accented "e"s), and fires above 20 Latin "e" when the
-    # e-like ones are 1.4 to 10 times as many. Russian text around Latin-script merchant data
-    # (the shop's name six times, product names, the order status URL) does; another charset
-    # does not change the count (SpamAssassin 4 normalizes to UTF-8), and dropping a part
-    # only halves it. Anything else above 0, in any language, fails.
-    unexplained = [
+    # e-like ones are 1.4 to 10 times as many: Russian prose beside Latin-script merchant
+    # data (the sample shop's name, its English product names, its order-status URLs). The
+    # templates' own share is small: the same messages for a store with a Cyrillic name and
+    # catalogue score 0 and must stay there. Anything else above 0, in any language, fails.
+    tolerated = [
         item
         for item in over
-        if not (item[0].endswith("-ru") and item[1] <= 1.0 and "MIXED_ES" in item[2])
+        if item[0].endswith("-ru-sample") and item[1] <= 1.0 and "MIXED_ES" in item[2]
     ]
+    unexplained = [item for item in over if item not in tolerated]
     assert not unexplained, f"{len(unexplained)} message(s) score above 0: {unexplained}"
-    if over:
-        pytest.xfail(f"{len(over)} Russian message(s) still score +1.0 for MIXED_ES (issue 21)")
+    if tolerated:
+        print(
+            f"  {len(tolerated)} Russian message(s) with the sample shop's Latin-script data "
+            "score +1.0 for MIXED_ES (mixed scripts; docs/deliverability.md)"
+        )

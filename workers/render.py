@@ -170,7 +170,11 @@ class Renderer:
             ctx["preferences_url"] = links.preferences() if links.marketing else ""
             ctx["storefront"] = links.site.summary()
         with catalogs.active(strings.translations):
-            parts = {file: self._render_file(f"{folder}/{file}", ctx, shop) for file in FILES}
+            parts = {"subject.txt": self._render_file(f"{folder}/subject.txt", ctx, shop)}
+            # the HTML's <title> repeats the subject, as mail clients and "view online" show it
+            ctx["message"]["subject"] = " ".join((parts["subject.txt"] or "").split())
+            for file in FILES[1:]:
+                parts[file] = self._render_file(f"{folder}/{file}", ctx, shop)
         if parts["body.txt"] is None and parts["body.html"] is None:
             raise TemplateProblem(f"template {folder!r} needs body.txt or body.html")
         subject = " ".join(parts["subject.txt"].split())
