@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from email.utils import getaddresses
+from functools import lru_cache
 
 #: RFC 5321 limits: 64 for the local part, 254 for the path (320 is the column width)
 MAX_LOCAL = 64
@@ -31,6 +32,13 @@ def one_email(value: object) -> str | None:
     """
     if not isinstance(value, str):
         return None
+    return _one_email(value)
+
+
+@lru_cache(maxsize=4096)
+def _one_email(value: str) -> str | None:
+    """:func:`one_email` of a string, remembered: a send checks the same address three
+    times (the recipient, the consent check, the channel), and parsing it is not cheap."""
     value = value.strip()
     if not value or len(value) > 320 or any(ord(c) < 32 or ord(c) == 127 for c in value):
         return None
