@@ -274,13 +274,25 @@ def unqueue(conn: Connection, ids: list[int], now: datetime) -> None:
 
 
 def queued_before(conn: Connection, before: datetime, limit: int):
-    """(id, job_id) of actions handed to RQ a while ago and not started."""
+    """(id, job_id, since) of actions handed to RQ a while ago and not started."""
     return conn.execute(
-        select(actions.c.id, actions.c.job_id)
+        select(actions.c.id, actions.c.job_id, actions.c.queued_at.label("since"))
         .where(actions.c.status == ActionStatus.QUEUED.value, actions.c.queued_at < before)
         .order_by(actions.c.id)
         .limit(limit)
     ).all()
+
+
+def still_queued(conn: Connection, ids: list[int]) -> dict[int, str | None]:
+    """id -> job id of those of ``ids`` still queued (see deliveries.still_queued)."""
+    if not ids:
+        return {}
+    found = conn.execute(
+        select(actions.c.id, actions.c.job_id).where(
+            actions.c.id.in_(ids), actions.c.status == ActionStatus.QUEUED.value
+        )
+    )
+    return dict(found.all())
 
 
 def defer(conn: Connection, action_id: int, until: datetime, now: datetime, reason: str) -> bool:

@@ -190,13 +190,30 @@ def unclaim(conn: Connection, ids: list[int]) -> None:
 
 
 def queued_before(conn: Connection, before: datetime, limit: int):
-    """(id, job_id) of deliveries handed to RQ a while ago and still unprocessed."""
+    """(id, job_id, since) of deliveries handed to RQ a while ago and still unprocessed."""
     return conn.execute(
-        select(deliveries.c.id, deliveries.c.job_id)
+        select(deliveries.c.id, deliveries.c.job_id, deliveries.c.enqueued_at.label("since"))
         .where(deliveries.c.status == "queued", deliveries.c.enqueued_at < before)
         .order_by(deliveries.c.id)
         .limit(limit)
     ).all()
+
+
+def still_queued(conn: Connection, ids: list[int]) -> dict[int, str | None]:
+    """id -> job id of those of ``ids`` still waiting for a job, read after Redis was asked.
+
+    A job that finished between the scheduler's first read and its look at Redis
+    (RQ deletes a finished job at once: ``result_ttl=0``) looks gone; its rows are
+    processed by then, and this second read drops them.
+    """
+    if not ids:
+        return {}
+    found = conn.execute(
+        select(deliveries.c.id, deliveries.c.job_id).where(
+            deliveries.c.id.in_(ids), deliveries.c.status == "queued"
+        )
+    )
+    return dict(found.all())
 
 
 def get(conn: Connection, delivery_id: int):

@@ -158,6 +158,7 @@ def missing_jobs(
     job_ids: set[str],
     started_before: datetime | None = None,
     living: Callable[[set[str]], set[str]] | None = None,
+    popped_among: set[str] | None = None,
 ) -> set[str]:
     """The job ids that will not run: gone, ended, or held by a worker that died.
 
@@ -176,6 +177,12 @@ def missing_jobs(
     ``living``, given the names of the workers that started jobs, says which of
     them still beat (store/heartbeats.py): a job whose worker stopped beating is
     gone within one heartbeat lifetime, long before RQ's registries expire.
+
+    ``popped_among`` limits the popped-and-dropped check to those jobs (None: all).
+    That check races a live worker: between BLPOP and marking the job started
+    (a few milliseconds) a healthy job is in no list with status ``queued``. Asked
+    only of rows that have waited ``lost_after``, a false alarm stays rare; the
+    killed-between-pop-and-start case it catches is rarer still.
     """
     ordered = [j for j in job_ids if j]
     if not ordered:
@@ -196,6 +203,8 @@ def missing_jobs(
             running.setdefault(origin.decode(), []).append(job_id)
             if worker:
                 by_worker.setdefault(worker.decode(), []).append(job_id)
+    if popped_among is not None:
+        waiting = [(job_id, origin) for job_id, origin in waiting if job_id in popped_among]
     gone |= _popped_and_dropped(redis, waiting)
     for origin, started in running.items():
         gone |= _started_by_the_dead(redis, origin, started)

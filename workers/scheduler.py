@@ -53,11 +53,11 @@ from aftersale.store.queues import (
     enqueue_deliveries,
     enqueue_reconcile,
     hand_off_actions,
-    missing_jobs,
     take_deferred,
     wait_for_nudge,
 )
-from aftersale.workers import estimates, recommend_model
+from aftersale.workers import estimates, recommend_model, recovery
+from aftersale.workers.recovery import RECHECK_AFTER
 
 log = logs.get_logger("workers.scheduler")
 #: how often old delivery bodies are looked for once none are left
@@ -81,10 +81,6 @@ class TickReport:
     @property
     def busy(self) -> bool:
         return bool(self.actions_enqueued or self.deliveries_enqueued or self.lost_jobs_requeued)
-
-
-#: rows queued longer than this are checked against their RQ job each tick
-RECHECK_AFTER = timedelta(seconds=5)
 
 
 class Scheduler:
@@ -288,27 +284,15 @@ class Scheduler:
             action_store.set_jobs(conn, jobs, now)
 
     def _recover_lost(self, now, report: TickReport) -> None:
-        """Hand rows whose job will not run to a new job.
-
-        Rows queued more than ``recheck_after`` ago are checked against their job
-        each tick. Certain deaths count at once: the job gone or ended, popped and
-        dropped, or started by a worker whose heartbeat expired (HEARTBEAT_SECONDS
-        x 3), so the deliveries and sends a killed worker held resume within about
-        that (measured: tests/faults/test_lease_recovery.py, bench/e2e_bench.py).
-        A job merely started ``lost_after`` ago with its rows still waiting counts
-        only then.
-        """
-        with self.runtime.engine.connect() as conn:
-            deliveries = delivery_store.queued_before(conn, now - self.recheck_after, self.batch)
-            actions = action_store.queued_before(conn, now - self.recheck_after, self.batch)
-        gone = missing_jobs(
-            self.runtime.redis,
-            {r.job_id for r in deliveries} | {r.job_id for r in actions},
-            started_before=now - self.lost_after,
-            living=lambda names: heartbeats.living(self.runtime, "worker", names),
+        """Hand deliveries and actions whose RQ job will not run to new jobs
+        (which ones, and how soon: workers/recovery.py)."""
+        lost_deliveries, lost_actions = recovery.find_lost(
+            self.runtime,
+            now,
+            batch=self.batch,
+            recheck_after=self.recheck_after,
+            lost_after=self.lost_after,
         )
-        lost_deliveries = [r.id for r in deliveries if not r.job_id or r.job_id in gone]
-        lost_actions = [r.id for r in actions if not r.job_id or r.job_id in gone]
         if lost_deliveries:
             jobs = by_job(enqueue_deliveries(self.runtime, lost_deliveries))
             with self.runtime.engine.begin() as conn:
