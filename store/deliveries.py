@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from aftersale.store.sql import CompiledInsert, for_update
@@ -111,22 +111,30 @@ def claim(conn: Connection, delivery_id: int):
     transaction rolls back and the row is unprocessed again; if another
     worker holds it, this one waits for its commit and then finds it done.
     """
-    return conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id, deliveries.c.status.in_(UNPROCESSED))
-        .values(status="processed", attempts=deliveries.c.attempts + 1)
-        .returning(*deliveries.c)
-    ).first()
+    return conn.execute(_CLAIM, {"row_id": delivery_id}).first()
+
+
+_CLAIM = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("row_id"), deliveries.c.status.in_(UNPROCESSED))
+    .values(status="processed", attempts=deliveries.c.attempts + 1)
+    .returning(*deliveries.c)
+)
+_FINISH = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("row_id"))
+    .values(
+        status=bindparam("outcome", type_=deliveries.c.status.type),
+        processed_at=bindparam("at", type_=deliveries.c.processed_at.type),
+        error=bindparam("note", type_=deliveries.c.error.type),
+    )
+)
 
 
 def finish(
     conn: Connection, delivery_id: int, status: str, now: datetime, note: str | None = None
 ) -> None:
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id)
-        .values(status=status, processed_at=now, error=note)
-    )
+    conn.execute(_FINISH, {"row_id": delivery_id, "outcome": status, "at": now, "note": note})
 
 
 def record_failure(

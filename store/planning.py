@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from aftersale.core.steps import max_attempts_for
@@ -120,6 +120,31 @@ def restart_pending(
     )
 
 
+#: the reads every delivery makes, built once (building them cost more than running them)
+_PENDING_OF_ORDER = select(actions.c.id, actions.c.cancel_on).where(
+    actions.c.shop_id == bindparam("shop_id"),
+    actions.c.order_ref == bindparam("order_ref"),
+    actions.c.status.in_([s.value for s in PENDING]),
+)
+_PENDING_OF_CUSTOMER = (
+    select(actions.c.id, actions.c.cancel_on_customer)
+    .where(
+        actions.c.shop_id == bindparam("shop_id"),
+        actions.c.customer_ref == bindparam("customer_ref"),
+        actions.c.cancel_on_customer.is_not(None),
+        actions.c.status.in_([s.value for s in PENDING]),
+    )
+    .order_by(actions.c.id)
+)
+_WAITING_OF_ORDER = select(
+    actions.c.id, actions.c.wait_for, actions.c.rule, actions.c.action_type
+).where(
+    actions.c.shop_id == bindparam("shop_id"),
+    actions.c.order_ref == bindparam("order_ref"),
+    actions.c.status == ActionStatus.WAITING.value,
+)
+
+
 def cancel_for_event(
     conn: Connection, shop_id: int, order_ref: str | None, kind: str, now: datetime
 ) -> list[int]:
@@ -127,14 +152,7 @@ def cancel_for_event(
     if order_ref is None:
         return []
     pending = conn.execute(
-        for_update(
-            conn,
-            select(actions.c.id, actions.c.cancel_on).where(
-                actions.c.shop_id == shop_id,
-                actions.c.order_ref == order_ref,
-                actions.c.status.in_([s.value for s in PENDING]),
-            ),
-        )
+        for_update(conn, _PENDING_OF_ORDER), {"shop_id": shop_id, "order_ref": order_ref}
     ).all()
     ids = [row.id for row in pending if kind in (row.cancel_on or ())]
     if ids:
@@ -162,14 +180,7 @@ def cancel_for_customer(
     # Read without locking: other orders of the customer are being processed at the same
     # time (their own order locks), and the skip below is a check-and-set on the status.
     pending = conn.execute(
-        select(actions.c.id, actions.c.cancel_on_customer)
-        .where(
-            actions.c.shop_id == shop_id,
-            actions.c.customer_ref == customer_ref,
-            actions.c.cancel_on_customer.is_not(None),
-            actions.c.status.in_([s.value for s in PENDING]),
-        )
-        .order_by(actions.c.id)
+        _PENDING_OF_CUSTOMER, {"shop_id": shop_id, "customer_ref": customer_ref}
     ).all()
     ids = [row.id for row in pending if kind in (row.cancel_on_customer or ())]
     return skip_pending(conn, ids, now, "cancelled", f"cancelled by {kind} (scope: customer)")
@@ -275,14 +286,7 @@ def release_waiting(
     if order_ref is None:
         return []
     waiting = conn.execute(
-        for_update(
-            conn,
-            select(actions.c.id, actions.c.wait_for, actions.c.rule, actions.c.action_type).where(
-                actions.c.shop_id == shop_id,
-                actions.c.order_ref == order_ref,
-                actions.c.status == ActionStatus.WAITING.value,
-            ),
-        )
+        for_update(conn, _WAITING_OF_ORDER), {"shop_id": shop_id, "order_ref": order_ref}
     ).all()
     released = []
     for row in waiting:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Table
@@ -11,25 +12,49 @@ from sqlalchemy.engine import Connection, Dialect
 
 
 def insert_ignore(conn: Connection, table: Table):
-    """``INSERT ... ON CONFLICT DO NOTHING``: a row that hits any unique key is skipped."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    """``INSERT ... ON CONFLICT DO NOTHING``: a row that hits any unique key is skipped.
+
+    Built once per dialect and table (statements are immutable: ``.values()`` makes a
+    copy); building one cost a delivery's processing more than sending it.
+    """
+    return _insert_ignore(conn.dialect.name == "postgresql", table)
+
+
+@lru_cache(maxsize=64)
+def _insert_ignore(on_postgresql: bool, table: Table):
+    dialect = postgresql if on_postgresql else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
 
 
 def upsert(conn: Connection, table: Table, keys: list[str], update: list[str]):
-    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET`` the ``update`` columns from the new row."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET`` the ``update`` columns from the new row
+    (built once per dialect, table and columns, like :func:`insert_ignore`)."""
+    return _upsert(conn.dialect.name == "postgresql", table, tuple(keys), tuple(update))
+
+
+@lru_cache(maxsize=64)
+def _upsert(on_postgresql: bool, table: Table, keys: tuple[str, ...], update: tuple[str, ...]):
+    dialect = postgresql if on_postgresql else sqlite
     stmt = dialect.insert(table)
     return stmt.on_conflict_do_update(
-        index_elements=keys, set_={c: stmt.excluded[c] for c in update}
+        index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
     )
 
 
 def for_update(conn: Connection, select_stmt, *, skip_locked: bool = False):
-    """Row locks on PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers."""
+    """Row locks on PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers.
+
+    The locking copy of a module-level (prebuilt) statement is remembered, so the
+    hot paths that lock build nothing per call.
+    """
     if conn.dialect.name == "postgresql":
-        return select_stmt.with_for_update(skip_locked=skip_locked)
+        return _locking(select_stmt, skip_locked)
     return select_stmt
+
+
+@lru_cache(maxsize=128)
+def _locking(select_stmt, skip_locked: bool):
+    return select_stmt.with_for_update(skip_locked=skip_locked)
 
 
 def commit_without_flush_wait(conn: Connection) -> None:

@@ -18,6 +18,15 @@ from aftersale.store.tables import customer_consents, customers, order_states
 CUSTOMER_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "tags")
 
 
+_ORDER_STATE = select(order_states).where(
+    order_states.c.shop_id == bindparam("shop_id"),
+    order_states.c.order_ref == bindparam("order_ref"),
+)
+_CUSTOMER = select(customers).where(
+    customers.c.shop_id == bindparam("shop_id"), customers.c.customer_ref == bindparam("ref")
+)
+
+
 def lock_order(conn: Connection, shop_id: int, order_ref: str | None) -> OrderState:
     """Load an order's state and hold its row lock until the transaction ends.
 
@@ -29,12 +38,7 @@ def lock_order(conn: Connection, shop_id: int, order_ref: str | None) -> OrderSt
         return OrderState()
     order_ref = _fit_ref(order_states, "order_ref", order_ref)
     row = conn.execute(
-        for_update(
-            conn,
-            select(order_states).where(
-                order_states.c.shop_id == shop_id, order_states.c.order_ref == order_ref
-            ),
-        )
+        for_update(conn, _ORDER_STATE), {"shop_id": shop_id, "order_ref": order_ref}
     ).first()
     if row is None:
         return OrderState()
@@ -84,9 +88,7 @@ def remember_customer(
     order's marketing checkbox) no longer changes it.
     """
     ref = _fit_ref(customers, "customer_ref", str(customer["id"]))
-    row = conn.execute(
-        select(customers).where(customers.c.shop_id == shop_id, customers.c.customer_ref == ref)
-    ).first()
+    row = conn.execute(_CUSTOMER, {"shop_id": shop_id, "ref": ref}).first()
     known = dict(row._mapping) if row else {}
     if known.get("redacted_at"):
         return {"id": ref, "redacted": True}
