@@ -1,6 +1,6 @@
 """Every benchmark in one command: ``python -m bench`` (about ten minutes on two cores).
 
-    python -m bench [--quick] [--only ingest,worker,e2e,rules,recommend]
+    python -m bench [--quick] [--only ingest,worker,e2e,delivery,rules,recommend]
 
 Runs each benchmark script in its own process, one after the other (they
 must not share the machine), with its defaults (``--quick``: shorter runs,
@@ -28,6 +28,7 @@ BENCHMARKS = {
         ["--emails", "500", "--scheduled", "100000", "--due", "1000"],
     ),
     "e2e": ("e2e_bench.py", [], ["--seconds", "15", "--burst-seconds", "10"]),
+    "delivery": ("delivery_bench.py", [], ["--deliveries", "100"]),
     "rules": ("rules_bench.py", [], []),
     "recommend": (
         "recommend_bench.py",
