@@ -95,11 +95,9 @@ def test_redis_flushed_while_1000_actions_wait_all_are_sent_when_due(
     assert count(runtime.engine, actions, actions.c.status == "sent") == 1000
 
 
-def test_a_job_popped_by_a_worker_killed_before_starting_it_is_enqueued_again(
-    runtime, clock, work, smtp_server, scheduler
-):
-    """RQ pops a job id off the queue before it marks the job started; a worker killed in
-    between leaves a job that is ``queued`` yet in no queue. Its actions are not lost."""
+def popped_job(runtime) -> tuple[list[int], str, redis_lib.Redis, str]:
+    """Three planted sends handed to RQ in one job, which is then popped off its queue as
+    a worker's BLPOP does: (action ids, job id, a Redis connection, the queue's name)."""
     from rq import Queue
 
     from aftersale.store.queues import ACTIONS
@@ -107,10 +105,19 @@ def test_a_job_popped_by_a_worker_killed_before_starting_it_is_enqueued_again(
     shop_id, event_id, event = store_event(runtime)
     ids = plant(runtime, shop_id, event_id, event, [EMAIL], count=3)
     hand_off(runtime, ids)
-    queue = runtime.queue(ACTIONS)
     connection = redis_lib.Redis.from_url(runtime.config.redis_url)
     (job_id,) = {row.job_id for row in rows(runtime.engine, actions)}
-    assert connection.lpop(Queue(queue.name, connection=connection).key) == job_id.encode()
+    queue_name = runtime.queue(ACTIONS).name
+    assert connection.lpop(Queue(queue_name, connection=connection).key) == job_id.encode()
+    return ids, job_id, connection, queue_name
+
+
+def test_a_job_popped_by_a_worker_killed_before_starting_it_is_enqueued_again(
+    runtime, clock, work, smtp_server, scheduler
+):
+    """RQ pops a job id off the queue before it marks the job started; a worker killed in
+    between leaves a job that is ``queued`` yet in no queue. Its actions are not lost."""
+    ids, job_id, connection, _ = popped_job(runtime)
     assert connection.hget(f"rq:job:{job_id}", "status") == b"queued"
 
     work()
@@ -143,17 +150,7 @@ def test_a_job_started_by_a_worker_killed_before_it_claimed_its_actions_is_enque
 ):
     """A SimpleWorker killed between starting a job and claiming its rows leaves the job
     ``started`` until RQ's own cleanup many minutes later; the rows must not wait for that."""
-    from rq import Queue
-
-    from aftersale.store.queues import ACTIONS
-
-    shop_id, event_id, event = store_event(runtime)
-    ids = plant(runtime, shop_id, event_id, event, [EMAIL], count=3)
-    hand_off(runtime, ids)
-    connection = redis_lib.Redis.from_url(runtime.config.redis_url)
-    (job_id,) = {row.job_id for row in rows(runtime.engine, actions)}
-    queue_name = runtime.queue(ACTIONS).name
-    assert connection.lpop(Queue(queue_name, connection=connection).key)
+    ids, job_id, connection, queue_name = popped_job(runtime)
     mark_started(connection, queue_name, job_id, clock.now())
 
     clock.advance(timedelta(seconds=30))  # a live job claims its rows at once; give it time
@@ -172,18 +169,9 @@ def test_a_job_started_by_a_worker_that_stopped_beating_is_enqueued_again_at_onc
     """RQ notes the worker on a started job. While that worker's heartbeat lives, the job
     gets the full ``lost_after`` to claim its rows; once it expired (the worker was
     killed), the rows go to a new job at the next tick, not a minute later."""
-    from rq import Queue
-
     from aftersale.store import heartbeats
-    from aftersale.store.queues import ACTIONS
 
-    shop_id, event_id, event = store_event(runtime)
-    ids = plant(runtime, shop_id, event_id, event, [EMAIL], count=3)
-    hand_off(runtime, ids)
-    connection = redis_lib.Redis.from_url(runtime.config.redis_url)
-    (job_id,) = {row.job_id for row in rows(runtime.engine, actions)}
-    queue_name = runtime.queue(ACTIONS).name
-    assert connection.lpop(Queue(queue_name, connection=connection).key)
+    ids, job_id, connection, queue_name = popped_job(runtime)
     mark_started(connection, queue_name, job_id, clock.now(), worker="w-killed")
     if beating:
         heartbeats.beat(runtime, "worker", "w-killed", 60)
