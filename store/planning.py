@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from aftersale.core.steps import max_attempts_for
 from aftersale.store.actions import PENDING, ActionStatus
-from aftersale.store.sql import for_update, insert_ignore
+from aftersale.store.sql import Locking, for_update, insert_ignore
 from aftersale.store.tables import actions
 
 
@@ -121,10 +121,12 @@ def restart_pending(
 
 
 #: the reads every delivery makes, built once (building them cost more than running them)
-_PENDING_OF_ORDER = select(actions.c.id, actions.c.cancel_on).where(
-    actions.c.shop_id == bindparam("shop_id"),
-    actions.c.order_ref == bindparam("order_ref"),
-    actions.c.status.in_([s.value for s in PENDING]),
+_PENDING_OF_ORDER = Locking(
+    select(actions.c.id, actions.c.cancel_on).where(
+        actions.c.shop_id == bindparam("shop_id"),
+        actions.c.order_ref == bindparam("order_ref"),
+        actions.c.status.in_([s.value for s in PENDING]),
+    )
 )
 _PENDING_OF_CUSTOMER = (
     select(actions.c.id, actions.c.cancel_on_customer)
@@ -136,12 +138,12 @@ _PENDING_OF_CUSTOMER = (
     )
     .order_by(actions.c.id)
 )
-_WAITING_OF_ORDER = select(
-    actions.c.id, actions.c.wait_for, actions.c.rule, actions.c.action_type
-).where(
-    actions.c.shop_id == bindparam("shop_id"),
-    actions.c.order_ref == bindparam("order_ref"),
-    actions.c.status == ActionStatus.WAITING.value,
+_WAITING_OF_ORDER = Locking(
+    select(actions.c.id, actions.c.wait_for, actions.c.rule, actions.c.action_type).where(
+        actions.c.shop_id == bindparam("shop_id"),
+        actions.c.order_ref == bindparam("order_ref"),
+        actions.c.status == ActionStatus.WAITING.value,
+    )
 )
 
 
@@ -152,7 +154,7 @@ def cancel_for_event(
     if order_ref is None:
         return []
     pending = conn.execute(
-        for_update(conn, _PENDING_OF_ORDER), {"shop_id": shop_id, "order_ref": order_ref}
+        _PENDING_OF_ORDER.on(conn), {"shop_id": shop_id, "order_ref": order_ref}
     ).all()
     ids = [row.id for row in pending if kind in (row.cancel_on or ())]
     if ids:
@@ -286,7 +288,7 @@ def release_waiting(
     if order_ref is None:
         return []
     waiting = conn.execute(
-        for_update(conn, _WAITING_OF_ORDER), {"shop_id": shop_id, "order_ref": order_ref}
+        _WAITING_OF_ORDER.on(conn), {"shop_id": shop_id, "order_ref": order_ref}
     ).all()
     released = []
     for row in waiting:

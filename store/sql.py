@@ -42,19 +42,24 @@ def _upsert(on_postgresql: bool, table: Table, keys: tuple[str, ...], update: tu
 
 
 def for_update(conn: Connection, select_stmt, *, skip_locked: bool = False):
-    """Row locks on PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers.
-
-    The locking copy of a module-level (prebuilt) statement is remembered, so the
-    hot paths that lock build nothing per call.
-    """
+    """Row locks on PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers."""
     if conn.dialect.name == "postgresql":
-        return _locking(select_stmt, skip_locked)
+        return select_stmt.with_for_update(skip_locked=skip_locked)
     return select_stmt
 
 
-@lru_cache(maxsize=128)
-def _locking(select_stmt, skip_locked: bool):
-    return select_stmt.with_for_update(skip_locked=skip_locked)
+class Locking:
+    """A prebuilt SELECT (bind parameters) and its ``FOR UPDATE`` twin, both built once:
+    :func:`for_update` for the statements every delivery runs, which build nothing per
+    call."""
+
+    def __init__(self, select_stmt):
+        self.plain = select_stmt
+        self.locking = select_stmt.with_for_update()
+
+    def on(self, conn: Connection):
+        """The statement to run on ``conn``: locking on PostgreSQL, as :func:`for_update`."""
+        return self.locking if conn.dialect.name == "postgresql" else self.plain
 
 
 def commit_without_flush_wait(conn: Connection) -> None:

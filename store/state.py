@@ -12,15 +12,17 @@ from aftersale.core.events import parse_time
 from aftersale.core.platform import OrderState
 from aftersale.core.steps import CONSENT_FIELDS
 from aftersale.store.fit import fit_row
-from aftersale.store.sql import for_update, insert_ignore, upsert
+from aftersale.store.sql import Locking, insert_ignore, upsert
 from aftersale.store.tables import customer_consents, customers, order_states
 
 CUSTOMER_FIELDS = ("email", "phone", "first_name", "last_name", "locale", "tags")
 
 
-_ORDER_STATE = select(order_states).where(
-    order_states.c.shop_id == bindparam("shop_id"),
-    order_states.c.order_ref == bindparam("order_ref"),
+_ORDER_STATE = Locking(
+    select(order_states).where(
+        order_states.c.shop_id == bindparam("shop_id"),
+        order_states.c.order_ref == bindparam("order_ref"),
+    )
 )
 _CUSTOMER = select(customers).where(
     customers.c.shop_id == bindparam("shop_id"), customers.c.customer_ref == bindparam("ref")
@@ -37,9 +39,7 @@ def lock_order(conn: Connection, shop_id: int, order_ref: str | None) -> OrderSt
     if order_ref is None:
         return OrderState()
     order_ref = _fit_ref(order_states, "order_ref", order_ref)
-    row = conn.execute(
-        for_update(conn, _ORDER_STATE), {"shop_id": shop_id, "order_ref": order_ref}
-    ).first()
+    row = conn.execute(_ORDER_STATE.on(conn), {"shop_id": shop_id, "order_ref": order_ref}).first()
     if row is None:
         return OrderState()
     return OrderState(order=row.order, extra=row.extra or {}, version=row.version)

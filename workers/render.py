@@ -172,12 +172,12 @@ class Renderer:
         with catalogs.active(strings.translations):
             parts = {"subject.txt": self._render_file(f"{folder}/subject.txt", ctx, shop)}
             # the HTML's <title> repeats the subject, as mail clients and "view online" show it
-            ctx["message"]["subject"] = " ".join((parts["subject.txt"] or "").split())
+            ctx["message"]["subject"] = " ".join(parts["subject.txt"].split())
             for file in FILES[1:]:
                 parts[file] = self._render_file(f"{folder}/{file}", ctx, shop)
         if parts["body.txt"] is None and parts["body.html"] is None:
             raise TemplateProblem(f"template {folder!r} needs body.txt or body.html")
-        subject = " ".join(parts["subject.txt"].split())
+        subject = ctx["message"]["subject"]
         text = (
             parts["body.txt"] if parts["body.txt"] is not None else html_to_text(parts["body.html"])
         )
