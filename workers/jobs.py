@@ -16,10 +16,11 @@ from rq import get_current_job
 from aftersale.core import logs, metrics, sentry
 from aftersale.store import actions as action_store
 from aftersale.store.queues import hand_off_actions
-from aftersale.workers.actions import JOB_BUDGET, claim, hand_back, release_held, run_claimed
+from aftersale.workers.actions import JOB_BUDGET, claim, hand_back, release_held
 from aftersale.workers.job_reads import JobReads
 from aftersale.workers.job_runtime import current
 from aftersale.workers.processing import process_one
+from aftersale.workers.send_ahead import InFlight
 
 
 def process_deliveries(delivery_ids: list[int]) -> dict[int, str]:
@@ -71,29 +72,47 @@ def run_actions(action_ids: list[int]) -> dict[int, str]:
 
 
 def _run_pending(runtime, pending: list, results: dict, failures: list) -> None:
-    """Run the claimed actions in turn on one connection, within the job's time budget."""
+    """Run the claimed actions in turn on one connection, within the job's time budget.
+
+    Each message goes out on the sender thread while the next is prepared
+    (workers/send_ahead.py); outcomes are recorded in the order actions started.
+    """
     shops = _shops(runtime, pending)
     budget_ends = time.monotonic() + JOB_BUDGET.total_seconds()
+
+    def domain(action):
+        shop = shops.get(action.shop_id)
+        return shop.domain if shop is not None else None
+
+    def bound(action):
+        shop = shops.get(action.shop_id)
+        ids = {"shop": domain(action), "platform": shop.platform if shop is not None else None}
+        return logs.bound(**ids, order=action.order_ref, customer=action.customer_ref)
+
+    def landed(action, outcome: str) -> None:
+        results[action.id] = outcome
+        _observe(runtime, action, outcome, domain(action))
+
+    def crashed(action, exc: Exception) -> None:
+        if not failures:
+            sentry.tag(shop=domain(action), rule=action.rule, action=action.id)
+        failures.append((action.id, exc))
+        landed(action, "error")
+
     with runtime.engine.connect() as conn:  # one connection for the job's actions
         reads = JobReads.read(conn, pending)
         conn.rollback()
-        for index, action in enumerate(pending):
-            if time.monotonic() > budget_ends:
-                hand_back(runtime, pending[index:])
-                results.update({a.id: "handed_back" for a in pending[index:]})
-                return
-            shop = shops.get(action.shop_id)
-            domain = shop.domain if shop is not None else None
-            ids = {"shop": domain, "platform": shop.platform if shop is not None else None}
-            with logs.bound(**ids, order=action.order_ref, customer=action.customer_ref):
-                try:
-                    results[action.id] = run_claimed(runtime, action, conn, reads)
-                except Exception as exc:
-                    results[action.id] = "error"
-                    if not failures:
-                        sentry.tag(shop=domain, rule=action.rule, action=action.id)
-                    failures.append((action.id, exc))
-                _observe(runtime, action, results[action.id], domain)
+        flight = InFlight(runtime, conn, reads, bound=bound, landed=landed, crashed=crashed)
+        try:
+            for index, action in enumerate(pending):
+                if time.monotonic() > budget_ends:
+                    flight.drain()
+                    hand_back(runtime, pending[index:])
+                    results.update({a.id: "handed_back" for a in pending[index:]})
+                    return
+                flight.start(action)
+        finally:  # however the loop ended, what was handed to the sender is recorded
+            flight.drain()
 
 
 def _job_id() -> str | None:

@@ -22,9 +22,9 @@ from aftersale.store import events as event_store
 from aftersale.store import state as state_store
 from aftersale.store.actions import ActionStatus
 from aftersale.store.shops import get_shop
-from aftersale.workers.actions import CUSTOMER_KEYS
 from aftersale.workers.executors.email import customer_facing
 from aftersale.workers.message_links import MessageLinks
+from aftersale.workers.preparation import CUSTOMER_KEYS
 from aftersale.workers.render import BASE_LOCALE, Rendered, TemplateProblem, message_locales
 from aftersale.workers.template_check import sample_context
 

@@ -41,6 +41,9 @@ class Executor(ABC):
     step: str
     #: later steps of the same rule wait for this one and see its result in their templates
     provides_result: bool = False
+    #: its send only talks to a channel (no database, no shop session), so a job may send it
+    #: on the sender thread while it prepares the next action (workers/send_ahead.py)
+    sends_alongside: bool = False
 
     @abstractmethod
     def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:

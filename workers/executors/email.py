@@ -13,6 +13,7 @@ from aftersale.workers.render import message_locales
 
 class EmailExecutor(Executor):
     step = "email"
+    sends_alongside = True
 
     def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
         recipient = _recipient(ctx)

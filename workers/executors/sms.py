@@ -26,6 +26,7 @@ MAX_LENGTH = 640
 
 class SMSExecutor(Executor):
     step = "sms"
+    sends_alongside = True
 
     def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
         number = recipient_number(ctx)

@@ -18,6 +18,7 @@ RECIPIENT_LIMIT = 320
 
 class WebhookExecutor(Executor):
     step = "webhook"
+    sends_alongside = True
 
     def prepare(self, runtime, conn, ctx: ActionContext) -> Prepared:
         params = ctx.action.params
