@@ -36,7 +36,7 @@ from aftersale.core.catalogs import (
     catalog_files,
     read_catalog,
 )
-from aftersale.workers.render import make_environment
+from aftersale.workers.template_env import make_environment
 
 #: the options babel.cfg gives pybabel: keep the two in step
 JINJA_OPTIONS = {"extensions": "jinja2.ext.i18n", "trimmed": "true", "silent": "false"}

@@ -32,15 +32,15 @@ from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound, meta
+from jinja2 import TemplateError, TemplateNotFound, meta
 from jinja2.ext import GETTEXT_FUNCTIONS, extract_from_ast
 from jinja2.sandbox import SandboxedEnvironment
 
 from aftersale.core import logs
 from aftersale.core.events import FIELDS
 from aftersale.workers import catalogs
-from aftersale.workers.template_filters import FILTERS, LINKS_KEY
-from aftersale.workers.template_recommend import recommendations
+from aftersale.workers.template_env import make_environment
+from aftersale.workers.template_filters import LINKS_KEY
 
 FILES = ("subject.txt", "body.txt", "body.html")
 #: canonical fields that are lists: a missing one is an empty list, so loops just run zero times
@@ -63,33 +63,6 @@ class Rendered:
     subject: str
     text: str
     html: str | None
-
-
-def make_environment(search: list[Path]) -> SandboxedEnvironment:
-    """The sandbox every message renders in; ``{% trans %}`` text is trimmed (one line per
-    paragraph in the catalog, as ``trimmed = true`` in babel.cfg extracts it)."""
-    env = SandboxedEnvironment(
-        loader=FileSystemLoader([str(f) for f in search]),
-        extensions=["jinja2.ext.i18n"],
-        undefined=StrictUndefined,
-        autoescape=lambda name: bool(name and name.endswith(".html")),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-        finalize=_blank_none,
-    )
-    env.policies["ext.i18n.trimmed"] = True
-    env.install_gettext_callables(
-        catalogs.gettext,
-        catalogs.ngettext,
-        newstyle=True,
-        pgettext=catalogs.pgettext,
-        npgettext=catalogs.npgettext,
-    )
-    env.filters.update(FILTERS)
-    env.globals.update(cross_sell=FILTERS["cross_sell"], replenishable=FILTERS["replenishable"])
-    env.globals["recommendations"] = recommendations  # learned from orders (issue 25)
-    return env
 
 
 class Renderer:
@@ -299,9 +272,10 @@ class Renderer:
     def _has(self, path: str, shop: str | None = None) -> bool:
         """Whether the file is on the shop's search path.
 
-        Asked through Jinja's template cache (one ``stat`` to see the file is
-        unchanged) rather than by reading the file: a mail asked this five
-        times, and reading was a tenth of its render time. A file that does
+        Asked through Jinja's template cache (at most one ``stat`` a second to
+        see the file is unchanged, RecheckingLoader) rather than by reading the
+        file: a mail asked this five times, and reading was a tenth of its
+        render time. A file that does
         not compile exists; rendering it says what is wrong.
         """
         env = self.environment(shop)
@@ -371,10 +345,6 @@ def _complete(value: dict, fields: dict) -> dict:
         elif key not in done:
             done[key] = None
     return done
-
-
-def _blank_none(value):
-    return "" if value is None else value
 
 
 def tidy_text(text: str) -> str:
