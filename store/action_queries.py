@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from aftersale.core.steps import MESSAGE_STEPS
@@ -78,15 +78,37 @@ def marketing_sent_since(conn, shop_id: int, customer_ref: str, since, exclude_i
     )
 
 
+#: built once: a worker reads this before each send
+_CURRENT_ORDER = select(order_states.c.order).where(
+    order_states.c.shop_id == bindparam("shop_id"),
+    order_states.c.order_ref == bindparam("order_ref"),
+)
+
+
 def current_order(conn, shop_id: int, order_ref: str | None) -> dict | None:
     """The order as Aftersale knows it now (its latest canonical state), without locking it."""
     if not order_ref:
         return None
-    return conn.execute(
-        select(order_states.c.order).where(
-            order_states.c.shop_id == shop_id, order_states.c.order_ref == order_ref
+    return conn.execute(_CURRENT_ORDER, {"shop_id": shop_id, "order_ref": order_ref}).scalar()
+
+
+def current_orders(conn, keys) -> dict[tuple[int, str], dict]:
+    """``current_order`` for many ``(shop id, order ref)`` pairs in one query: {pair: order};
+    a pair Aftersale has no state for is left out."""
+    wanted = {(shop_id, ref) for shop_id, ref in keys if ref}
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(order_states.c.shop_id, order_states.c.order_ref, order_states.c.order).where(
+            order_states.c.shop_id.in_(sorted({shop for shop, _ in wanted})),
+            order_states.c.order_ref.in_(sorted({ref for _, ref in wanted})),
         )
-    ).scalar()
+    )
+    return {
+        (row.shop_id, row.order_ref): row.order
+        for row in rows
+        if (row.shop_id, row.order_ref) in wanted
+    }
 
 
 def pending_for_rule(conn, rule: str, shop: str | None = None) -> list:

@@ -66,6 +66,18 @@ _CUSTOMER_ORDERS = (
     )
     .order_by(events.c.occurred_at)
 )
+_CUSTOMERS_ORDERS = (
+    select(
+        events.c.shop_id,
+        events.c.customer_ref,
+        events.c.order_ref,
+        events.c.occurred_at,
+        _ORDER["total_price"].label("total_price"),
+        _ORDER["line_items"].label("line_items"),
+    )
+    .where(events.c.kind == "order.created")
+    .order_by(events.c.occurred_at)
+)
 _HAS_ORDERED = (
     select(events.c.id)
     .where(
@@ -81,6 +93,24 @@ def has_ordered(conn: Connection, shop_id: int, customer_ref: str) -> bool:
     """Whether any order of the customer is stored (one indexed row at most)."""
     found = conn.execute(_HAS_ORDERED, {"shop_id": shop_id, "customer_ref": customer_ref})
     return found.first() is not None
+
+
+def customers_orders(conn: Connection, keys) -> dict[tuple[int, str], list]:
+    """``customer_orders`` for many ``(shop id, customer ref)`` pairs in one query:
+    {pair: rows oldest first}; a pair without orders maps to an empty list."""
+    wanted = {(shop_id, ref) for shop_id, ref in keys if ref}
+    found: dict[tuple[int, str], list] = {key: [] for key in wanted}
+    if not wanted:
+        return found
+    stmt = _CUSTOMERS_ORDERS.where(
+        events.c.shop_id.in_(sorted({shop for shop, _ in wanted})),
+        events.c.customer_ref.in_(sorted({ref for _, ref in wanted})),
+    )
+    for row in conn.execute(stmt):
+        key = (row.shop_id, row.customer_ref)
+        if key in found:
+            found[key].append(row)
+    return found
 
 
 def customer_orders(conn: Connection, shop_id: int, customer_ref: str) -> list:

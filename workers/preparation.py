@@ -72,7 +72,7 @@ def _prepare_in(runtime, conn: Connection, action, now: datetime, reads: JobRead
     customer = _current_customer(conn, action, event, reads)
     steps = _earlier_results(conn, action, now)
     settings = shop_settings(runtime.rules, shop)
-    kept = promises.before_send(runtime, conn, action, event, customer, settings, now)
+    kept = promises.before_send(runtime, conn, action, event, customer, settings, now, reads)
     context = _template_context(action, event, shop, settings, kept, steps)
     context[SOURCE_KEY] = recommendation_source(conn, shop.id, event)  # issue 25
     ctx = ActionContext(action, event, shop, customer, context, settings)

@@ -31,7 +31,6 @@ from aftersale.core.steps import MESSAGE_STEPS
 from aftersale.rules.history import customer_history, with_history
 from aftersale.rules.recheck import recheck_reason, waited
 from aftersale.rules.timing import recipient_zone, release_at
-from aftersale.store import action_queries
 from aftersale.store import events as event_store
 from aftersale.workers.policy import Skip
 
@@ -53,11 +52,17 @@ class SendState:
         return release_at(self.rule, settings, moment, self.zone, action_type)
 
 
-def before_send(runtime, conn, action, event: Event, customer: dict, settings, now) -> SendState:
-    """Run the checks above; raise Skip or Defer, else return the :class:`SendState`."""
+def before_send(
+    runtime, conn, action, event: Event, customer: dict, settings, now, reads
+) -> SendState:
+    """Run the checks above; raise Skip or Defer, else return the :class:`SendState`.
+
+    ``reads`` (workers/job_reads.py) holds the order's current state and the
+    customer's orders as the job read them, or reads them now.
+    """
     rule = runtime.rules.get(action.rule)
     check_lifecycle(rule, action)
-    order_now = action_queries.current_order(conn, action.shop_id, action.order_ref)
+    order_now = reads.order(conn, action.shop_id, action.order_ref)
     if rule is not None and rule.recheck and waited(action):
         recheck(conn, runtime.rules, rule, action, event, order_now, customer, now)
     zone = recipient_zone(order_now or event.order, customer, settings.timezone, now)
@@ -67,7 +72,7 @@ def before_send(runtime, conn, action, event: Event, customer: dict, settings, n
             raise Defer(allowed, f"quiet hours or send window ({zone})")
     state = SendState(rule, order_now, zone, customer)
     if action.action_type in MESSAGE_STEPS:
-        state.customer = history_as_of(conn, action.shop_id, event, customer)
+        state.customer = history_as_of(conn, action.shop_id, event, customer, reads)
     if action.digest:
         state.digest = digest_events(conn, action.digest)
     return state
@@ -90,7 +95,7 @@ def recheck(conn, ruleset, rule, action, event: Event, order_now, customer, now)
         raise Skip("condition_changed", reason)
 
 
-def history_as_of(conn, shop_id: int, event: Event, customer: dict) -> dict:
+def history_as_of(conn, shop_id: int, event: Event, customer: dict, reads) -> dict:
     """The customer with history facts counted up to the event (``orders_count`` is 1 for
     a first order even when the mail goes out after a second one came in)."""
     ref = event.customer_ref
@@ -98,7 +103,7 @@ def history_as_of(conn, shop_id: int, event: Event, customer: dict) -> dict:
         return customer
     rows = [
         row
-        for row in event_store.customer_orders(conn, shop_id, ref)
+        for row in reads.customer_orders(conn, shop_id, ref)
         if row.occurred_at <= event.occurred_at
     ]
     return with_history(customer, customer_history(rows, event.order_ref))
