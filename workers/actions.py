@@ -34,7 +34,7 @@ from aftersale.core.steps import masked
 from aftersale.store import actions as action_store
 from aftersale.store import messages as message_store
 from aftersale.store.actions import ActionStatus
-from aftersale.store.sql import commit_without_flush_wait
+from aftersale.store.sent import record_sent
 from aftersale.workers.channels.base import RecipientGone, SendResult
 from aftersale.workers.executors import Prepared
 from aftersale.workers.job_reads import JobReads
@@ -160,33 +160,20 @@ def _sent(
     with conn.begin():
         # Waiting for the disk here halved a worker's rate on PostgreSQL; only a database
         # crash in the next few hundred ms could lose this record, and then the mail is sent
-        # again with the same Message-ID (see docs/actions.md). SET LOCAL, not a session
-        # setting: behind pgbouncer in transaction mode a session SET would leak to other
-        # clients' transactions on the same server connection (docs/deployment.md).
-        commit_without_flush_wait(conn)
-        won = action_store.transition(
+        # again with the same Message-ID (see docs/actions.md). Local to this transaction,
+        # not a session setting: behind pgbouncer in transaction mode a session SET would
+        # leak to other clients' transactions on the same server connection
+        # (docs/deployment.md). One statement on PostgreSQL (store/sent.py).
+        won = record_sent(
             conn,
-            action.id,
-            ActionStatus.RUNNING,
-            ActionStatus.SENT,
-            now,
-            recipient=prepared.recipient,
-            subject=prepared.subject,
-            provider_id=result.provider_id,
-            result=result.data,
-            lease_expires_at=None,
-            last_error=None,
-        )
-        message_store.record_attempt(
-            conn,
-            action=action,
+            action,
             channel=prepared.channel,
-            status="sent",
             now=now,
             recipient=prepared.recipient,
             subject=prepared.subject,
             message_id=prepared.message_id,
             provider_id=result.provider_id,
+            result=result.data,
             status_code=result.status_code,
             response=result.response,
             duration_ms=duration,
