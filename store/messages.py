@@ -75,14 +75,14 @@ def address_hash(key: str, address: str) -> str:
     hash cannot be recomputed without the secret and says nothing about links' keys.
     """
     derived = hmac.new(key.encode(), b"aftersale suppression addresses", "sha256").digest()
-    digest = hmac.new(derived, _normal(address).encode(), "sha256").hexdigest()
+    digest = hmac.new(derived, normal_address(address).encode(), "sha256").hexdigest()
     return HASH_PREFIX + digest
 
 
 def stored_forms(keys, address: str) -> list[str]:
     """Every form an address may be stored in: hashed with each key (current first), and plain
     for rows written before hashing."""
-    return [address_hash(k, address) for k in keys if k] + [_normal(address)]
+    return [address_hash(k, address) for k in keys if k] + [normal_address(address)]
 
 
 _SUPPRESSION = select(suppressions.c.reason).where(
@@ -104,13 +104,42 @@ def suppression(
         _SUPPRESSION,
         {"shop_id": shop_id, "channel": channel, "addresses": stored_forms(keys, address)},
     ).first()
-    if row is None:
+    return blocking(row.reason if row is not None else None, channel, category)
+
+
+def blocking(reason: str | None, channel: str, category: str) -> str | None:
+    """``reason`` when a suppression stored with it blocks this category of message."""
+    if reason is None:
         return None
     # a STOP reply to a text opts the number out of every message from that sender, and
     # the SMS provider refuses them all, so an SMS unsubscribe blocks transactional texts too
-    if row.reason in BLOCKS_ALL or category == "marketing" or opt_out_blocks_all(channel):
-        return row.reason
+    if reason in BLOCKS_ALL or category == "marketing" or opt_out_blocks_all(channel):
+        return reason
     return None
+
+
+def suppressions_of(conn: Connection, channel: str, wanted, *, keys=()) -> dict:
+    """The stored reasons of many ``(shop id, address)`` pairs on one channel, in one query:
+    {(shop id, normal address): reason, or None when not suppressed}."""
+    forms: dict[tuple[int, str], tuple[int, str]] = {}
+    for shop_id, address in wanted:
+        for form in stored_forms(keys, address):
+            forms.setdefault((shop_id, form), (shop_id, normal_address(address)))
+    found: dict[tuple[int, str], str | None] = dict.fromkeys(forms.values())
+    if not forms:
+        return found
+    rows = conn.execute(
+        select(suppressions.c.shop_id, suppressions.c.address, suppressions.c.reason).where(
+            suppressions.c.channel == channel,
+            suppressions.c.shop_id.in_(sorted({shop_id for shop_id, _ in forms})),
+            suppressions.c.address.in_(sorted({form for _, form in forms})),
+        )
+    )
+    for row in rows:
+        pair = forms.get((row.shop_id, row.address))
+        if pair is not None and found[pair] is None:
+            found[pair] = row.reason
+    return found
 
 
 def suppress(
@@ -132,7 +161,7 @@ def suppress(
     """
     if suppression(conn, shop_id, channel, address, "marketing", keys=keys) is not None:
         return False
-    stored = address_hash(keys[0], address) if keys and keys[0] else _normal(address)
+    stored = address_hash(keys[0], address) if keys and keys[0] else normal_address(address)
     row = conn.execute(
         insert_ignore(conn, suppressions)
         .values(
@@ -148,7 +177,8 @@ def suppress(
     return row is not None
 
 
-def _normal(address: str) -> str:
+def normal_address(address: str) -> str:
+    """An address as suppressions compare it (lower-cased, trimmed)."""
     return address.strip().lower()
 
 

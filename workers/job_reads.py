@@ -17,9 +17,11 @@ import time
 
 from sqlalchemy.engine import Connection
 
+from aftersale.core.addresses import one_email
 from aftersale.core.events import Event
 from aftersale.store import action_queries
 from aftersale.store import events as event_store
+from aftersale.store import messages as message_store
 from aftersale.store import state as state_store
 
 #: how old the job's customer and order rows may be when an action is checked before its send
@@ -37,11 +39,14 @@ class JobReads:
         known=(),
         orders: dict | None = None,
         histories: dict | None = None,
+        suppressions: dict | None = None,
     ):
         self.events: dict[int, Event] = events or {}
         self.customers: dict[tuple[int, str], object] = customers or {}
         self.orders: dict[tuple[int, str], dict] = orders or {}
         self.histories: dict[tuple[int, str], list] = histories or {}
+        #: (shop id, normal email address) -> the stored suppression reason, or None
+        self.suppressions: dict[tuple[int, str], str | None] = suppressions or {}
         self._known = set(known)
         self._read_at = time.monotonic()
 
@@ -51,9 +56,12 @@ class JobReads:
         return cls()
 
     @classmethod
-    def read(cls, conn: Connection, actions: list) -> JobReads:
-        """Four queries for the whole job: its events, then their customers, the customers'
-        orders (history facts count them) and the orders' current states."""
+    def read(cls, conn: Connection, actions: list, *, secrets=()) -> JobReads:
+        """Five queries for the whole job: its events, then their customers, the customers'
+        orders (history facts count them), the orders' current states, and the email
+        suppressions of the addresses its mails will likely go to (the events' and the
+        customers' addresses; a mail to another reads its own). ``secrets``: the SECRET_KEYs
+        suppressed addresses are hashed with."""
         rows = action_queries.events_by_id(conn, [a.event_id for a in actions if a.event_id])
         events = {}
         for event_id, row in rows.items():
@@ -67,12 +75,15 @@ class JobReads:
         buyers = {key for key in buyers if key[1]}
         orders = {(a.shop_id, a.order_ref) for a in actions if a.order_ref}
         states = action_queries.current_orders(conn, orders)
+        customers = action_queries.customers_by_ref(conn, keys)
+        addresses = _likely_addresses(actions, events, customers)
         return cls(
             events,
-            action_queries.customers_by_ref(conn, keys),
+            customers,
             keys,
             orders={key: states.get(key) for key in orders},  # None: no state stored
             histories=event_store.customers_orders(conn, buyers),
+            suppressions=message_store.suppressions_of(conn, "email", addresses, keys=secrets),
         )
 
     def event(self, conn: Connection, event_id: int) -> Event | None:
@@ -102,6 +113,15 @@ class JobReads:
             return self.histories[(shop_id, ref)]
         return event_store.customer_orders(conn, shop_id, ref)
 
+    def suppression(
+        self, conn: Connection, shop_id: int, channel: str, address: str, category: str, *, keys=()
+    ) -> str | None:
+        """``messages.suppression``, from the job's copy while it is fresh."""
+        pair = (shop_id, message_store.normal_address(address))
+        if channel == "email" and pair in self.suppressions and self._fresh():
+            return message_store.blocking(self.suppressions[pair], channel, category)
+        return message_store.suppression(conn, shop_id, channel, address, category, keys=keys)
+
     def _fresh(self) -> bool:
         return time.monotonic() - self._read_at < FRESH_S
 
@@ -112,3 +132,21 @@ def _customer_ref(action, events: dict) -> str | None:
         return action.customer_ref
     event = events.get(action.event_id)
     return event.customer_ref if event is not None else None
+
+
+def _likely_addresses(actions, events: dict, customers: dict) -> set[tuple[int, str]]:
+    """(shop id, address) of each action's event's order and customer, and of its customer
+    row: where its mail goes unless its step names another address."""
+    found = set()
+    for action in actions:
+        event = events.get(action.event_id)
+        candidates = []
+        if event is not None:
+            candidates += [(event.order or {}).get("email"), (event.customer or {}).get("email")]
+            row = customers.get((action.shop_id, _customer_ref(action, events)))
+            candidates.append(getattr(row, "email", None))
+        for raw in candidates:
+            address = one_email(raw) if isinstance(raw, str) and raw else None
+            if address:
+                found.add((action.shop_id, address))
+    return found

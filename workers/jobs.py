@@ -100,7 +100,7 @@ def _run_pending(runtime, pending: list, results: dict, failures: list) -> None:
         landed(action, "error")
 
     with runtime.engine.connect() as conn:  # one connection for the job's actions
-        reads = JobReads.read(conn, pending)
+        reads = JobReads.read(conn, pending, secrets=runtime.config.secret_keys)
         conn.rollback()
         flight = InFlight(runtime, conn, reads, bound=bound, landed=landed, crashed=crashed)
         try:

@@ -27,17 +27,25 @@ class Skip(Exception):
 
 
 def check_recipient(
-    conn, action, channel: str, address: str, customer: dict, *, keys=(), basis="explicit"
+    conn,
+    action,
+    channel: str,
+    address: str,
+    customer: dict,
+    *,
+    keys=(),
+    basis="explicit",
+    reads=None,
 ) -> None:
     """Raise Skip when ``address`` must not get this action's message on ``channel``.
 
     ``keys`` (the SECRET_KEYs) find suppressions stored as keyed hashes;
     ``basis`` is the shop's legal basis for marketing (settings.yaml ``consent``).
-    A transactional message needs no marketing consent, on any channel.
+    A transactional message needs no marketing consent, on any channel. ``reads``
+    (workers/job_reads.py) may hold the job's suppressions, read once for all its mails.
     """
-    reason = message_store.suppression(
-        conn, action.shop_id, channel, address, action.category, keys=keys
-    )
+    lookup = reads.suppression if reads is not None else message_store.suppression
+    reason = lookup(conn, action.shop_id, channel, address, action.category, keys=keys)
     if reason:
         raise Skip("suppressed", f"{channel} address suppressed ({reason})")
     if action.category == "marketing" and not marketing_allowed(

@@ -75,7 +75,7 @@ def _prepare_in(runtime, conn: Connection, action, now: datetime, reads: JobRead
     kept = promises.before_send(runtime, conn, action, event, customer, settings, now, reads)
     context = _template_context(action, event, shop, settings, kept, steps)
     context[SOURCE_KEY] = recommendation_source(conn, shop.id, event)  # issue 25
-    ctx = ActionContext(action, event, shop, customer, context, settings)
+    ctx = ActionContext(action, event, shop, customer, context, settings, reads)
     rule = runtime.rules.get(action.rule)
     check_preferences(conn, rule, action)
     check_frequency_cap(conn, settings, rule, action, now, release=kept.release)

@@ -24,6 +24,7 @@ class ActionContext:
     customer: dict  # the customer as stored now (consent may have changed since the event)
     template_context: dict  # what templates see
     settings: Settings  # the shop's settings, resolved once (rules/settings.py)
+    reads: object = None  # the job's reads (workers/job_reads.py), or None: read each alone
 
 
 @dataclass

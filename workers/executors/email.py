@@ -25,6 +25,7 @@ class EmailExecutor(Executor):
             ctx.customer,
             keys=runtime.config.secret_keys,
             basis=ctx.settings.consent,
+            reads=ctx.reads,
         )
         tc = customer_facing(ctx.template_context, ctx.action.params)
         locales = message_locales(tc, ctx.settings.default_locale)

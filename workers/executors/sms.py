@@ -38,6 +38,7 @@ class SMSExecutor(Executor):
             ctx.customer,
             keys=runtime.config.secret_keys,
             basis=ctx.settings.consent,
+            reads=ctx.reads,
         )
         text = render_inline(runtime, ctx.action.params["text"], ctx.template_context, "sms text")
         text = text.strip()
