@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from aftersale.core.events import parse_time
@@ -106,14 +106,23 @@ def delete_product(conn: Connection, shop_id: int, product_ref: str) -> int:
     ).rowcount
 
 
+#: built once: every order's delivery runs these
+_PRODUCTS = select(products).where(
+    products.c.shop_id == bindparam("shop_id"),
+    products.c.product_ref.in_(bindparam("refs", expanding=True)),
+)
+_DELETE_LINES = delete(order_lines).where(
+    order_lines.c.shop_id == bindparam("shop_id"),
+    order_lines.c.order_ref == bindparam("order_ref"),
+)
+
+
 def get_products(conn: Connection, shop_id: int, refs) -> dict[str, object]:
     """Stored products by reference (the ones not stored are absent)."""
     refs = sorted({str(r) for r in refs if r})
     if not refs:
         return {}
-    rows = conn.execute(
-        select(products).where(products.c.shop_id == shop_id, products.c.product_ref.in_(refs))
-    )
+    rows = conn.execute(_PRODUCTS, {"shop_id": shop_id, "refs": refs})
     return {row.product_ref: row for row in rows}
 
 
@@ -174,11 +183,7 @@ def record_order(
     gone = kind in GONE or bool(order.get("cancelled_at"))
     rows = [] if gone else line_rows(shop_id, order, customer_ref or order.get("customer_id"))
     if rows or gone:
-        conn.execute(
-            delete(order_lines).where(
-                order_lines.c.shop_id == shop_id, order_lines.c.order_ref == order_ref
-            )
-        )
+        conn.execute(_DELETE_LINES, {"shop_id": shop_id, "order_ref": order_ref})
     if rows:
         conn.execute(order_lines.insert(), rows)
     return len(rows)

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from aftersale.core.events import Event
 from aftersale.store.fit import fit_row
-from aftersale.store.sql import insert_ignore
+from aftersale.store.sql import insert_returning_id
 from aftersale.store.tables import events
 
 
@@ -36,7 +36,7 @@ def insert_event(
         event.warnings,
     )
     values["payload"] = event.to_dict()
-    row = conn.execute(insert_ignore(conn, events).values(**values).returning(events.c.id)).first()
+    row = conn.execute(insert_returning_id(conn, events), values).first()
     return row.id if row else None
 
 

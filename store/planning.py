@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from aftersale.core.steps import max_attempts_for
 from aftersale.store.actions import PENDING, ActionStatus
-from aftersale.store.sql import Locking, for_update, insert_ignore
+from aftersale.store.sql import Locking, for_update, insert_returning_id
 from aftersale.store.tables import actions
 
 
@@ -38,9 +38,7 @@ def create(conn: Connection, rows: list[dict], now: datetime) -> list[tuple[int,
             "created_at": now,
             "updated_at": now,
         }
-        found = conn.execute(
-            insert_ignore(conn, actions).values(**values).returning(actions.c.id)
-        ).first()
+        found = conn.execute(insert_returning_id(conn, actions), values).first()
         if found is not None:
             created.append((found.id, status.value))
     return created

@@ -26,6 +26,21 @@ def _insert_ignore(on_postgresql: bool, table: Table):
     return dialect.insert(table).on_conflict_do_nothing()
 
 
+def insert_returning_id(conn: Connection, table: Table):
+    """``insert_ignore(...).returning(id)`` without values: run it with the row as parameters.
+
+    Built once per dialect and table. ``.values(**row)`` made a new statement per
+    row, and SQLAlchemy then computed a cache key over every value in it: a
+    tenth of a delivery's processing for its three inserts.
+    """
+    return _insert_returning_id(conn.dialect.name == "postgresql", table)
+
+
+@lru_cache(maxsize=64)
+def _insert_returning_id(on_postgresql: bool, table: Table):
+    return _insert_ignore(on_postgresql, table).returning(table.c.id)
+
+
 def upsert(conn: Connection, table: Table, keys: list[str], update: list[str]):
     """``INSERT ... ON CONFLICT (keys) DO UPDATE SET`` the ``update`` columns from the new row
     (built once per dialect, table and columns, like :func:`insert_ignore`)."""

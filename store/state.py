@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -99,26 +100,14 @@ def remember_customer(
     if consent_at is not None:
         values["consent_updated_at"] = consent_at
     if row is None:
-        conn.execute(
-            insert_ignore(conn, customers).values(
-                fit_row(
-                    customers,
-                    {
-                        "shop_id": shop_id,
-                        "customer_ref": ref,
-                        "created_at": now,
-                        "updated_at": now,
-                        **values,
-                    },
-                    warnings,
-                )
-            )
-        )
+        new = {"shop_id": shop_id, "customer_ref": ref, "created_at": now, "updated_at": now}
+        conn.execute(insert_ignore(conn, customers), fit_row(customers, new | values, warnings))
     elif values:
+        changed = fit_row(customers, values, warnings)
         conn.execute(
-            update(customers)
-            .where(customers.c.shop_id == shop_id, customers.c.customer_ref == ref)
-            .values(updated_at=now, **fit_row(customers, values, warnings))
+            _customer_update(tuple(sorted(changed))),
+            {"w_shop_id": shop_id, "w_ref": ref, "v_updated_at": now}
+            | {f"v_{name}": value for name, value in changed.items()},
         )
     merged = {k: known.get(k) for k in CUSTOMER_FIELDS + CONSENT_FIELDS if known.get(k) is not None}
     merged.update({k: v for k, v in customer.items() if k not in CONSENT_FIELDS})
@@ -129,6 +118,19 @@ def remember_customer(
         else:
             merged[k] = value
     return merged
+
+
+@lru_cache(maxsize=64)
+def _customer_update(names: tuple[str, ...]):
+    """UPDATE customers SET updated_at and ``names``, built once per set of columns."""
+    return (
+        update(customers)
+        .where(
+            customers.c.shop_id == bindparam("w_shop_id"),
+            customers.c.customer_ref == bindparam("w_ref"),
+        )
+        .values(updated_at=bindparam("v_updated_at"), **{n: bindparam(f"v_{n}") for n in names})
+    )
 
 
 def consent_channel(field: str) -> str:
@@ -187,7 +189,6 @@ def _upsert_consent(
     conn: Connection, shop_id: int, ref: str, channel: str, record: dict, at, now: datetime
 ) -> bool:
     """Store a channel's consent record unless a newer one is stored; True when stored."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     row = fit_row(
         customer_consents,
         {
@@ -200,20 +201,28 @@ def _upsert_consent(
             "updated_at": now,
         },
     )
-    stmt = dialect.insert(customer_consents).values(row)
+    stmt = _consent_upsert(conn.dialect.name == "postgresql", at is not None)
+    # RETURNING, not rowcount: psycopg reports no rowcount for an INSERT ... ON CONFLICT
+    return conn.execute(stmt, row).first() is not None
+
+
+@lru_cache(maxsize=4)
+def _consent_upsert(on_postgresql: bool, dated: bool):
+    """The conditional upsert of one channel's consent record, built once per dialect and
+    whether the record is dated (an undated one only fills an empty place)."""
+    dialect = postgresql if on_postgresql else sqlite
+    stmt = dialect.insert(customer_consents)
     stored_at = customer_consents.c.consent_updated_at
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=["shop_id", "customer_ref", "channel"],
         set_={c: stmt.excluded[c] for c in ("state", "opt_in_level", "consent_updated_at")}
         | {"updated_at": stmt.excluded.updated_at},
         where=(
             (stored_at.is_(None) | (stmt.excluded.consent_updated_at >= stored_at))
-            if at is not None
+            if dated
             else stored_at.is_(None)
         ),
-    )
-    # RETURNING, not rowcount: psycopg reports no rowcount for an INSERT ... ON CONFLICT
-    return conn.execute(stmt.returning(customer_consents.c.channel)).first() is not None
+    ).returning(customer_consents.c.channel)
 
 
 def get_consents(conn: Connection, shop_id: int, ref: str) -> dict:
