@@ -27,6 +27,7 @@ What stays as it was, and why:
 from __future__ import annotations
 
 import contextvars
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -37,7 +38,7 @@ _sender: ThreadPoolExecutor | None = None
 
 
 def sender() -> ThreadPoolExecutor:
-    """This process's sender thread (made on first use; a daemon of the worker process)."""
+    """This process's sender thread (made on first use, joined when the process exits)."""
     global _sender
     if _sender is None:
         _sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aftersale-send")
@@ -78,10 +79,8 @@ class InFlight:
                 return
             future = None
             if ready.executor.sends_alongside:
-                run_here = contextvars.copy_context().run
-                future = sender().submit(
-                    run_here, ready.executor.send, self.runtime, ready.prepared
-                )
+                run_here = contextvars.copy_context().run  # the action's log ids go along
+                future = sender().submit(run_here, _send, self.runtime, ready)
         self.flying.append((ready, future))
         while len(self.flying) >= self.depth or (self.flying and future is None):
             self.land()
@@ -104,6 +103,12 @@ class InFlight:
     def drain(self) -> None:
         while self.flying:
             self.land()
+
+
+def _send(runtime, ready: Ready):
+    """On the sender thread: the send, timed from when it starts (not from when it queued)."""
+    ready.started = time.monotonic()
+    return ready.executor.send(runtime, ready.prepared)
 
 
 def _direct(runtime, ready: Ready):
