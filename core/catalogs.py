@@ -174,3 +174,13 @@ def pgettext(context: str, message: str) -> str:
 
 def npgettext(context: str, singular: str, plural: str, n: int) -> str:
     return _ACTIVE.get(_NULL).unpgettext(context, singular, plural, n)
+
+
+def install_gettext(env) -> None:
+    """Wire a Jinja2 environment (with ``jinja2.ext.i18n``) to these functions: newstyle
+    gettext, ``{% trans %}`` text trimmed as ``trimmed = true`` in babel.cfg extracts it.
+    Mail templates and the web pages share it, so both read the catalogs alike."""
+    env.policies["ext.i18n.trimmed"] = True
+    env.install_gettext_callables(
+        gettext, ngettext, newstyle=True, pgettext=pgettext, npgettext=npgettext
+    )

@@ -43,14 +43,7 @@ def environment() -> Environment:
         autoescape=True,
         undefined=StrictUndefined,
     )
-    env.policies["ext.i18n.trimmed"] = True
-    env.install_gettext_callables(
-        catalogs.gettext,
-        catalogs.ngettext,
-        newstyle=True,
-        pgettext=catalogs.pgettext,
-        npgettext=catalogs.npgettext,
-    )
+    catalogs.install_gettext(env)
     return env
 
 

@@ -58,14 +58,7 @@ def make_environment(search: list[Path]) -> SandboxedEnvironment:
         keep_trailing_newline=False,
         finalize=_blank_none,
     )
-    env.policies["ext.i18n.trimmed"] = True
-    env.install_gettext_callables(
-        catalogs.gettext,
-        catalogs.ngettext,
-        newstyle=True,
-        pgettext=catalogs.pgettext,
-        npgettext=catalogs.npgettext,
-    )
+    catalogs.install_gettext(env)
     env.filters.update(FILTERS)
     env.globals.update(cross_sell=FILTERS["cross_sell"], replenishable=FILTERS["replenishable"])
     env.globals["recommendations"] = recommendations  # learned from orders (issue 25)
