@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 
 from aftersale.core.steps import MESSAGE_STEPS
 from aftersale.store.fit import fit_row
+from aftersale.store.sql import pairs_in
 from aftersale.store.tables import actions, customers, events, order_states, shops
 
 
@@ -100,8 +101,7 @@ def current_orders(conn, keys) -> dict[tuple[int, str], dict]:
         return {}
     rows = conn.execute(
         select(order_states.c.shop_id, order_states.c.order_ref, order_states.c.order).where(
-            order_states.c.shop_id.in_(sorted({shop for shop, _ in wanted})),
-            order_states.c.order_ref.in_(sorted({ref for _, ref in wanted})),
+            *pairs_in(order_states.c.shop_id, order_states.c.order_ref, wanted)
         )
     )
     return {
@@ -141,10 +141,7 @@ def customers_by_ref(conn, keys) -> dict[tuple[int, str], object]:
     if not wanted:
         return {}
     rows = conn.execute(
-        select(customers).where(
-            customers.c.shop_id.in_(sorted({shop for shop, _ in wanted})),
-            customers.c.customer_ref.in_(sorted({ref for _, ref in wanted})),
-        )
+        select(customers).where(*pairs_in(customers.c.shop_id, customers.c.customer_ref, wanted))
     )
     return {
         wanted[(row.shop_id, row.customer_ref)]: row

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from aftersale.core.events import Event
 from aftersale.store.fit import fit_row
-from aftersale.store.sql import insert_returning_id
+from aftersale.store.sql import insert_returning_id, pairs_in
 from aftersale.store.tables import events
 
 
@@ -52,13 +52,14 @@ def get_event(conn: Connection, event_id: int):
 _ORDER = events.c.payload["order"]
 #: only what history facts read (rules/history.py): an order's whole payload (addresses,
 #: fulfillments) is not fetched for each of a customer's orders at every judgment and send
+_ORDER_FACTS = (
+    events.c.order_ref,
+    events.c.occurred_at,
+    _ORDER["total_price"].label("total_price"),
+    _ORDER["line_items"].label("line_items"),
+)
 _CUSTOMER_ORDERS = (
-    select(
-        events.c.order_ref,
-        events.c.occurred_at,
-        _ORDER["total_price"].label("total_price"),
-        _ORDER["line_items"].label("line_items"),
-    )
+    select(*_ORDER_FACTS)
     .where(
         events.c.shop_id == bindparam("shop_id"),
         events.c.customer_ref == bindparam("customer_ref"),
@@ -66,15 +67,9 @@ _CUSTOMER_ORDERS = (
     )
     .order_by(events.c.occurred_at)
 )
+#: the same for many customers: each row says whose order it is
 _CUSTOMERS_ORDERS = (
-    select(
-        events.c.shop_id,
-        events.c.customer_ref,
-        events.c.order_ref,
-        events.c.occurred_at,
-        _ORDER["total_price"].label("total_price"),
-        _ORDER["line_items"].label("line_items"),
-    )
+    select(events.c.shop_id, events.c.customer_ref, *_ORDER_FACTS)
     .where(events.c.kind == "order.created")
     .order_by(events.c.occurred_at)
 )
@@ -102,10 +97,7 @@ def customers_orders(conn: Connection, keys) -> dict[tuple[int, str], list]:
     found: dict[tuple[int, str], list] = {key: [] for key in wanted}
     if not wanted:
         return found
-    stmt = _CUSTOMERS_ORDERS.where(
-        events.c.shop_id.in_(sorted({shop for shop, _ in wanted})),
-        events.c.customer_ref.in_(sorted({ref for _, ref in wanted})),
-    )
+    stmt = _CUSTOMERS_ORDERS.where(*pairs_in(events.c.shop_id, events.c.customer_ref, wanted))
     for row in conn.execute(stmt):
         key = (row.shop_id, row.customer_ref)
         if key in found:

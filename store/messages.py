@@ -9,10 +9,19 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 
 from aftersale.core.steps import STEP_TYPES
-from aftersale.store.sql import insert_ignore
+from aftersale.store.sql import insert_ignore, pairs_in
 from aftersale.store.tables import link_clicks, messages, suppressions
 
 _INSERT_ATTEMPT = messages.insert()
+
+
+#: how much of a provider's answer or an error an attempt keeps
+ANSWER_LIMIT = 2000
+
+
+def clipped(text: str | None) -> str | None:
+    """An error or a provider's answer as an attempt row keeps it (empty as None)."""
+    return (text or None) and text[:ANSWER_LIMIT]
 
 
 def record_attempt(
@@ -44,8 +53,8 @@ def record_attempt(
             "status": status,
             "provider_id": provider_id,
             "status_code": status_code,
-            "error": (error or None) and error[:2000],
-            "response": (response or None) and response[:2000],
+            "error": clipped(error),
+            "response": clipped(response),
             "duration_ms": duration_ms,
             "created_at": now,
         },
@@ -131,8 +140,7 @@ def suppressions_of(conn: Connection, channel: str, wanted, *, keys=()) -> dict:
     rows = conn.execute(
         select(suppressions.c.shop_id, suppressions.c.address, suppressions.c.reason).where(
             suppressions.c.channel == channel,
-            suppressions.c.shop_id.in_(sorted({shop_id for shop_id, _ in forms})),
-            suppressions.c.address.in_(sorted({form for _, form in forms})),
+            *pairs_in(suppressions.c.shop_id, suppressions.c.address, forms),
         )
     )
     for row in rows:

@@ -63,6 +63,17 @@ def for_update(conn: Connection, select_stmt, *, skip_locked: bool = False):
     return select_stmt
 
 
+def pairs_in(first, second, pairs) -> tuple:
+    """WHERE clauses for rows whose (``first``, ``second``) is one of ``pairs``: two IN lists
+    the (shop, ref) indexes serve, because a row-value IN makes SQLite scan the table. They
+    also match crossed pairs (one shop's id with another's ref), so callers keep only the
+    pairs they asked for."""
+    return (
+        first.in_(sorted({a for a, _ in pairs})),
+        second.in_(sorted({b for _, b in pairs})),
+    )
+
+
 class Locking:
     """A prebuilt SELECT (bind parameters) and its ``FOR UPDATE`` twin, both built once:
     :func:`for_update` for the statements every delivery runs, which build nothing per
