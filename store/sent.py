@@ -7,13 +7,15 @@ attempt, and ``set_config('synchronous_commit', 'off', true)`` inside it
 does what ``commit_without_flush_wait`` does with a SET LOCAL of its own
 (see there for what that risks: nothing a crash of our process can lose).
 Five round trips a mail (BEGIN, SET LOCAL, UPDATE, INSERT, COMMIT) became
-three. Elsewhere (SQLite) the same two writes run one after the other, in
-the caller's transaction either way.
+three. On SQLite the same two writes run one after the other (its
+``synchronous=NORMAL`` already commits without waiting for the disk), in the
+caller's transaction either way.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 
 from sqlalchemy import bindparam, func, insert, literal, select, update
 from sqlalchemy.engine import Connection
@@ -21,7 +23,6 @@ from sqlalchemy.engine import Connection
 from aftersale.store import actions as action_store
 from aftersale.store import messages as message_store
 from aftersale.store.actions import ActionStatus
-from aftersale.store.sql import commit_without_flush_wait
 from aftersale.store.tables import actions, messages
 
 _SET = ("recipient", "subject", "provider_id", "result")
@@ -43,7 +44,7 @@ def record_sent(conn: Connection, action, *, channel: str, now: datetime, **valu
     recorded either way, because the message did go out."""
     if conn.dialect.name == "postgresql":
         params = {name: values.get(name) for name in {*_SET, *_ATTEMPT}}
-        params["response"] = (params["response"] or None) and params["response"][:2000]
+        params["response"] = message_store.clipped(params["response"])
         params.update(
             action_id=action.id,
             shop_id=action.shop_id,
@@ -54,7 +55,6 @@ def record_sent(conn: Connection, action, *, channel: str, now: datetime, **valu
         # named p_*: a parameter named like a column would join the UPDATE's SET list
         params = {f"p_{name}": value for name, value in params.items()}
         return conn.execute(_postgres_statement(), params).scalar_one() == 1
-    commit_without_flush_wait(conn)
     won = action_store.transition(
         conn,
         action.id,
@@ -76,18 +76,9 @@ def record_sent(conn: Connection, action, *, channel: str, now: datetime, **valu
     return won
 
 
-_STATEMENT = None
-
-
+@cache
 def _postgres_statement():
     """Built on first use, once per process (building it costs more than running it)."""
-    global _STATEMENT
-    if _STATEMENT is None:
-        _STATEMENT = _build()
-    return _STATEMENT
-
-
-def _build():
     quick = (
         select(func.set_config("synchronous_commit", "off", True).label("off"))
         .cte("quick")

@@ -102,8 +102,8 @@ def start(runtime, conn: Connection, action, reads: JobReads | None) -> Ready | 
     checking a pooled connection out and pinging it twice per action was two
     of the fourteen database round trips a mail cost. Each step runs in its
     own short transaction; none is open while the message is sent. ``reads``
-    holds the events and customers of the job's actions, read once
-    (workers/job_reads.py). workers/send_ahead.py sends one action while the
+    holds what the job's actions read alike (events, customers, orders,
+    suppressions), read once (workers/job_reads.py). workers/send_ahead.py sends one action while the
     job prepares the next.
     """
     with _bound(action):

@@ -275,8 +275,8 @@ class Renderer:
         Asked through Jinja's template cache (at most one ``stat`` a second to
         see the file is unchanged, RecheckingLoader) rather than by reading the
         file: a mail asked this five times, and reading was a tenth of its
-        render time. A file that does
-        not compile exists; rendering it says what is wrong.
+        render time. A file that does not compile exists; rendering it says
+        what is wrong.
         """
         env = self.environment(shop)
         try:
