@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from aftersale.core.links import LinkSigner
 from aftersale.core.storefront import load_storefront
 from aftersale.rules.loader import template_names_in
 from aftersale.workers.message_links import MessageLinks
+from aftersale.workers import template_env
 from aftersale.workers.previews import events_from_payload, template_context
 from aftersale.workers.render import Renderer, TemplateProblem, locale_candidates, message_locales
 from tests.helpers import load_fixture
@@ -390,3 +392,49 @@ def test_a_russian_long_date_leaves_the_full_stop_to_the_sentence():
                 template, locale, "marketing" if template == "winback" else "transactional"
             )
             assert ".." not in rendered.text.replace("...", "")
+
+
+def test_an_added_or_edited_template_shows_within_the_recheck_interval(
+    greeting_templates, monkeypatch
+):
+    """Files are looked at on disk at most once per interval, found or missing alike
+    (workers/template_env.py); a new language copy, then an edit, show after it."""
+    monkeypatch.setattr(template_env, "RECHECK_SECONDS", 0.2)
+    renderer = Renderer([greeting_templates])
+    context = {"customer": {"first_name": "Ana"}}
+    assert renderer.render("hi", context, ["de"]).locale == "en"
+    write(greeting_templates, {"hi/de/subject.txt": "Hallo", "hi/de/body.txt": "Hallo"})
+    assert renderer.render("hi", context, ["de"]).locale == "en", "a miss is remembered"
+    time.sleep(0.3)
+    assert renderer.render("hi", context, ["de"]).text == "Hallo\n"
+    write(greeting_templates, {"hi/de/body.txt": "Guten Tag {{ customer.first_name }}"})
+    time.sleep(0.3)
+    assert renderer.render("hi", context, ["de"]).text == "Guten Tag Ana\n"
+
+
+def test_translated_text_is_a_format_string_whose_values_are_escaped_in_html(tmp_path):
+    """``_()``, ``ngettext``, ``pgettext`` and ``{% trans %}`` as jinja2.ext's newstyle
+    gettext does them: values escaped in HTML, not in text; ``num`` and ``%%`` work."""
+    folder = write(
+        tmp_path / "t",
+        {
+            "hi/subject.txt": '{{ _("Hi %(name)s", name=customer.first_name) }}',
+            "hi/body.txt": (
+                '{{ _("Hi %(name)s", name=customer.first_name) }}\n'
+                '{{ ngettext("%(num)d item", "%(num)d items", 3) }} 100%%\n'
+                '{{ pgettext("greeting", "Bye") }}\n'
+                "{% trans n=customer.first_name %}Bye {{ n }}{% endtrans %}\n"
+            ),
+            "hi/body.html": (
+                '<p>{{ _("Hi %(name)s", name=customer.first_name) }} '
+                '{{ _("50%% off") }}</p>'
+                "<p>{% trans n=customer.first_name %}Bye {{ n }}{% endtrans %}</p>"
+            ),
+        },
+    )
+    rendered = Renderer([folder]).render("hi", {"customer": {"first_name": "<b>Ana</b>"}}, ["en"])
+    assert rendered.subject == "Hi <b>Ana</b>"
+    assert rendered.text == "Hi <b>Ana</b>\n3 items 100%%\nBye\nBye <b>Ana</b>\n"
+    assert rendered.html == (
+        "<p>Hi &lt;b&gt;Ana&lt;/b&gt; 50% off</p><p>Bye &lt;b&gt;Ana&lt;/b&gt;</p>"
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from jinja2 import FileSystemLoader, StrictUndefined
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound
 from jinja2.sandbox import SandboxedEnvironment
 
 from aftersale.workers import catalogs
@@ -19,6 +19,9 @@ from aftersale.workers.template_recommend import recommendations
 
 #: a template file is looked at on disk again (one ``stat``: changed?) at most this often
 RECHECK_SECONDS = 1.0
+#: names remembered as missing; past this many the memory is cleared (a name can carry a
+#: customer's locale: ``review_invite/<locale>/subject.txt``)
+MAX_MISSING = 1000
 
 
 class RecheckingLoader(FileSystemLoader):
@@ -26,12 +29,29 @@ class RecheckingLoader(FileSystemLoader):
 
     Jinja checks every cached template with a ``stat`` each time it is used:
     eighteen per mail (the template's files, the layout, macros, the lookups of
-    which language a template has), a few percent of a worker's time. An
-    edited template still shows within a second, without a restart.
+    which language a template has), a few percent of a worker's time. A missing
+    file Jinja does not remember at all: each mail looked on disk for a
+    per-language footer and a per-language copy of its template (four misses,
+    a tenth of its render time), so misses are remembered for as long. An edited
+    or added template still shows within a second, without a restart.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._missing: dict[str, float] = {}
+
     def get_source(self, environment, template):
-        source, filename, uptodate = super().get_source(environment, template)
+        missed = self._missing.get(template)
+        if missed is not None and time.monotonic() - missed < RECHECK_SECONDS:
+            raise TemplateNotFound(template)
+        try:
+            source, filename, uptodate = super().get_source(environment, template)
+        except TemplateNotFound:
+            if len(self._missing) >= MAX_MISSING:
+                self._missing.clear()
+            self._missing[template] = time.monotonic()
+            raise
+        self._missing.pop(template, None)
         checked = time.monotonic()
 
         def recently_checked_or_unchanged() -> bool:
