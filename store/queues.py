@@ -159,6 +159,7 @@ def missing_jobs(
     started_before: datetime | None = None,
     living: Callable[[set[str]], set[str]] | None = None,
     popped_among: set[str] | None = None,
+    confirm_popped: Callable[[set[str]], set[str]] | None = None,
 ) -> set[str]:
     """The job ids that will not run: gone, ended, or held by a worker that died.
 
@@ -180,9 +181,9 @@ def missing_jobs(
 
     ``popped_among`` limits the popped-and-dropped check to those jobs (None: all).
     That check races a live worker: between BLPOP and marking the job started
-    (a few milliseconds) a healthy job is in no list with status ``queued``. Asked
-    only of rows that have waited ``lost_after``, a false alarm stays rare; the
-    killed-between-pop-and-start case it catches is rarer still.
+    (a few milliseconds) a healthy job is in no list with status ``queued``. So
+    ``confirm_popped``, given the jobs found so, says which of them count as gone
+    (the caller's second look, workers/recovery.py); without it, all do.
     """
     ordered = [j for j in job_ids if j]
     if not ordered:
@@ -205,7 +206,8 @@ def missing_jobs(
                 by_worker.setdefault(worker.decode(), []).append(job_id)
     if popped_among is not None:
         waiting = [(job_id, origin) for job_id, origin in waiting if job_id in popped_among]
-    gone |= _popped_and_dropped(redis, waiting)
+    popped = _popped_and_dropped(redis, waiting)
+    gone |= popped if confirm_popped is None else confirm_popped(popped)
     for origin, started in running.items():
         gone |= _started_by_the_dead(redis, origin, started)
     if living is not None and by_worker:

@@ -19,7 +19,7 @@ from aftersale.store.queues import (
     take_deferred,
 )
 from aftersale.store.tables import actions, messages
-from aftersale.workers.recovery import RECHECK_AFTER
+from aftersale.workers.recovery import POPPED_GRACE, RECHECK_AFTER
 from aftersale.workers.scheduler import Scheduler
 from tests.action_helpers import hand_off, plant, store_event
 from tests.helpers import count, rows
@@ -123,14 +123,31 @@ def test_a_job_popped_by_a_worker_killed_before_starting_it_is_enqueued_again(
     work()
     assert smtp_server.handler.messages == []
     # a healthy worker between BLPOP and marking the job started looks just like this for
-    # a few milliseconds: not lost until the rows waited the scheduler's lost_after
-    clock.advance(timedelta(seconds=30))
+    # a few milliseconds: lost only when a second look, POPPED_GRACE later, sees it still
+    clock.advance(RECHECK_AFTER + timedelta(seconds=1))
     assert scheduler.tick(clock.now()).lost_jobs_requeued == 0
-    clock.advance(timedelta(seconds=31))
+    clock.advance(POPPED_GRACE - timedelta(seconds=1))
+    assert scheduler.tick(clock.now()).lost_jobs_requeued == 0
+    clock.advance(timedelta(seconds=1))
     assert scheduler.tick(clock.now()).lost_jobs_requeued == len(ids)
     work()
     sent = message_ids(smtp_server)
     assert len(sent) == len(ids) and max(sent.values()) == 1
+
+
+def test_a_popped_job_its_worker_then_starts_is_left_to_it(runtime, clock, scheduler):
+    """The first look at a popped job may fall between a live worker's BLPOP and its
+    start; once that worker marks it started and beats, the second look leaves it."""
+    from aftersale.store import heartbeats
+
+    ids, job_id, connection, queue_name = popped_job(runtime)
+    clock.advance(RECHECK_AFTER + timedelta(seconds=1))
+    assert scheduler.tick(clock.now()).lost_jobs_requeued == 0
+    mark_started(connection, queue_name, job_id, clock.now(), worker="w-alive")
+    heartbeats.beat(runtime, "worker", "w-alive", 60)
+    clock.advance(POPPED_GRACE + timedelta(seconds=1))
+    assert scheduler.tick(clock.now()).lost_jobs_requeued == 0
+    assert connection.hget(f"rq:job:{job_id}", "status") == b"started"
 
 
 def mark_started(connection, queue_name: str, job_id: str, at, worker: str = "") -> None:

@@ -7,12 +7,16 @@ the job), so the deliveries and sends a SIGKILLed worker held resume about 15 s
 after the kill (measured: tests/faults/test_lease_recovery.py, bench/e2e_bench.py).
 Before, every sign waited out one minute.
 
-Two signs race a healthy worker and count only once the rows waited
-``lost_after`` (a minute): a job started that long ago with its rows still
-waiting, and a job marked queued yet in no queue (popped by a worker that died
-before starting it, or being started this very millisecond). Rows found lost are
-read again after Redis was asked: a job that finished meanwhile (RQ deletes it at
-once, ``result_ttl=0``) took them, and they are not handed out twice.
+A job started a minute (``lost_after``) ago with its rows still waiting counts
+as dead then: a live job claims its rows first thing. A job marked queued yet in
+no queue was popped by a worker that died before starting it, or is being
+started this very millisecond; so it counts once a second look, at least
+:data:`POPPED_GRACE` later, finds it so still (a healthy worker goes from pop to
+start in milliseconds), or once its rows waited ``lost_after``. Before, that
+case always waited the minute: the e2e bench's kill phase had one delivery 60 s
+late. Rows found lost are read again after Redis was asked: a job that finished
+meanwhile (RQ deletes it at once, ``result_ttl=0``) took them, and they are not
+handed out twice.
 """
 
 from __future__ import annotations
@@ -26,22 +30,58 @@ from aftersale.store.queues import missing_jobs
 
 #: rows queued longer than this are checked against their RQ job each tick
 RECHECK_AFTER = timedelta(seconds=5)
+#: a job seen popped yet not started, seen so again this much later, was dropped
+POPPED_GRACE = timedelta(seconds=3)
+
+
+class PoppedSightings:
+    """Jobs seen marked queued yet in no queue, and when first: the scheduler's memory
+    between ticks, for the second look (see the module's docstring)."""
+
+    def __init__(self):
+        self.first_seen: dict[str, datetime] = {}
+
+    def confirm(self, popped: set[str], now: datetime, waited_long: set[str]) -> set[str]:
+        """Those of ``popped`` (found so this tick) seen so :data:`POPPED_GRACE` ago, or in
+        ``waited_long``; a job no longer found so is forgotten."""
+        self.first_seen = {job: self.first_seen.get(job, now) for job in popped}
+        return {
+            job
+            for job, since in self.first_seen.items()
+            if job in waited_long or now - since >= POPPED_GRACE
+        }
 
 
 def find_lost(
-    runtime, now: datetime, *, batch: int, recheck_after: timedelta, lost_after: timedelta
+    runtime,
+    now: datetime,
+    *,
+    batch: int,
+    recheck_after: timedelta,
+    lost_after: timedelta,
+    sightings: PoppedSightings | None = None,
 ) -> tuple[list[int], list[int]]:
-    """(delivery ids, action ids) still waiting for a job that will not run them."""
+    """(delivery ids, action ids) still waiting for a job that will not run them.
+
+    ``sightings`` is the caller's memory of popped jobs between calls; without one,
+    a popped job counts only once its rows waited ``lost_after``.
+    """
     with runtime.engine.connect() as conn:
         deliveries = delivery_store.queued_before(conn, now - recheck_after, batch)
         actions = action_store.queued_before(conn, now - recheck_after, batch)
     long_ago = now - lost_after
+    waited_long = {r.job_id for r in (*deliveries, *actions) if r.since < long_ago}
     gone = missing_jobs(
         runtime.redis,
         {r.job_id for r in deliveries} | {r.job_id for r in actions},
         started_before=long_ago,
         living=lambda names: heartbeats.living(runtime, "worker", names),
-        popped_among={r.job_id for r in (*deliveries, *actions) if r.since < long_ago},
+        popped_among=None if sightings is not None else waited_long,
+        confirm_popped=(
+            (lambda popped: sightings.confirm(popped, now, waited_long))
+            if sightings is not None
+            else None
+        ),
     )
     lost_deliveries = {r.id: r.job_id for r in deliveries if not r.job_id or r.job_id in gone}
     lost_actions = {r.id: r.job_id for r in actions if not r.job_id or r.job_id in gone}

@@ -95,6 +95,7 @@ class Scheduler:
     ):
         self.runtime = runtime
         self.batch = batch
+        self.popped_sightings = recovery.PoppedSightings()
         self.max_batches = max_batches
         self.lost_after = lost_after
         self.recheck_after = recheck_after
@@ -292,6 +293,7 @@ class Scheduler:
             batch=self.batch,
             recheck_after=self.recheck_after,
             lost_after=self.lost_after,
+            sightings=self.popped_sightings,
         )
         if lost_deliveries:
             jobs = by_job(enqueue_deliveries(self.runtime, lost_deliveries))
