@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from aftersale.core.steps import STEP_TYPES
@@ -161,14 +161,29 @@ def suppress(
     *,
     keys=(),
 ) -> bool:
-    """Stop messages to an address (all marketing, or everything for bounces); True if new.
+    """Stop messages to an address (all marketing, or everything for bounces); True if new
+    or stronger.
 
-    An address suppressed already keeps its first reason: a complaint stays a
-    complaint when the same person also clicks unsubscribe. With ``keys`` the
-    address is stored as its keyed hash (the first key), never in the clear.
+    An address suppressed already keeps its reason unless the new one blocks more:
+    a complaint stays a complaint when the same person also clicks unsubscribe, but
+    an address that unsubscribed and then bounces becomes ``bounced``, so that order
+    and shipping mail stop going to a mailbox that no longer exists. With ``keys``
+    the address is stored as its keyed hash (the first key), never in the clear.
     """
-    if suppression(conn, shop_id, channel, address, "marketing", keys=keys) is not None:
-        return False
+    known = suppression(conn, shop_id, channel, address, "marketing", keys=keys)
+    if known is not None:
+        if reason not in BLOCKS_ALL or known in BLOCKS_ALL:
+            return False
+        conn.execute(
+            update(suppressions)
+            .where(
+                suppressions.c.shop_id == shop_id,
+                suppressions.c.channel == channel,
+                suppressions.c.address.in_(stored_forms(keys, address)),
+            )
+            .values(reason=reason, source=source[:64] if source else None)
+        )
+        return True
     stored = address_hash(keys[0], address) if keys and keys[0] else normal_address(address)
     row = conn.execute(
         insert_ignore(conn, suppressions)

@@ -193,9 +193,9 @@ def test_new_suppressions_keep_only_a_keyed_hash(runtime, client, work, clock):
             conn, shop, "email", ORDER["email"], "unsubscribed", "link", clock.now(), keys=keys
         )
         again = message_store.suppress(
-            conn, shop, "email", ORDER["email"], "bounced", "x", clock.now(), keys=keys
+            conn, shop, "email", ORDER["email"], "unsubscribed", "x", clock.now(), keys=keys
         )
-        assert not again  # the first reason stays
+        assert not again  # already suppressed for that reason
         for category, expected in (("marketing", "unsubscribed"), ("transactional", None)):
             found = message_store.suppression(
                 conn, shop, "email", ORDER["email"], category, keys=keys
@@ -210,6 +210,40 @@ def test_new_suppressions_keep_only_a_keyed_hash(runtime, client, work, clock):
     (row,) = rows(runtime.engine, suppressions)
     assert row.address.startswith(message_store.HASH_PREFIX)
     assert ORDER["email"] not in row.address
+
+
+def test_a_bounce_after_an_unsubscribe_stops_transactional_mail_too(runtime, client, work, clock):
+    """A suppression keeps its reason unless the new one blocks more: unsubscribed then
+    bounced is bounced (order mail stops too, even for a row hashed under the previous
+    SECRET_KEY); a complaint stays a complaint after an unsubscribe click."""
+    send(client, "orders/create")
+    work()
+    keys, shop = runtime.config.secret_keys, shop_id(runtime)
+    rotated = ("new-secret-key", *keys)
+    with runtime.engine.begin() as conn:
+
+        def suppress(address, reason, with_keys=keys):
+            return message_store.suppress(
+                conn, shop, "email", address, reason, "test", clock.now(), keys=with_keys
+            )
+
+        def blocks(address, category):
+            return message_store.suppression(
+                conn, shop, "email", address, category, keys=rotated
+            )
+
+        assert suppress(ORDER["email"], "unsubscribed")
+        assert blocks(ORDER["email"], "transactional") is None
+        assert suppress(ORDER["email"], "bounced", rotated)
+        assert blocks(ORDER["email"], "transactional") == "bounced"
+        assert not suppress(ORDER["email"], "unsubscribed", rotated)
+        assert blocks(ORDER["email"], "marketing") == "bounced"
+
+        assert suppress("angry@example.com", "complaint")
+        assert not suppress("angry@example.com", "unsubscribed")
+        assert not suppress("angry@example.com", "bounced")
+        assert blocks("angry@example.com", "transactional") == "complaint"
+    assert len(rows(runtime.engine, suppressions)) == 2
 
 
 def test_data_request_writes_an_export_of_the_customer(client, work, runtime, config):
