@@ -228,9 +228,7 @@ def test_a_bounce_after_an_unsubscribe_stops_transactional_mail_too(runtime, cli
             )
 
         def blocks(address, category):
-            return message_store.suppression(
-                conn, shop, "email", address, category, keys=rotated
-            )
+            return message_store.suppression(conn, shop, "email", address, category, keys=rotated)
 
         assert suppress(ORDER["email"], "unsubscribed")
         assert blocks(ORDER["email"], "transactional") is None

@@ -21,8 +21,8 @@ from aftersale.core.config import BUILTIN_TEMPLATES_DIR, EXAMPLES_DIR
 from aftersale.core.links import LinkSigner
 from aftersale.core.storefront import load_storefront
 from aftersale.rules.loader import template_names_in
-from aftersale.workers.message_links import MessageLinks
 from aftersale.workers import template_env
+from aftersale.workers.message_links import MessageLinks
 from aftersale.workers.previews import events_from_payload, template_context
 from aftersale.workers.render import Renderer, TemplateProblem, locale_candidates, message_locales
 from tests.helpers import load_fixture
