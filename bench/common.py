@@ -247,6 +247,24 @@ def tree_cpu_seconds(root_pid: int) -> float:
     return total
 
 
+def database_cpu_seconds(engine) -> float | None:
+    """CPU seconds used so far by the PostgreSQL backends serving ``engine``'s database, read
+    from /proc (the server runs on this machine in every bench); None for SQLite, or when the
+    server's processes are not readable from here."""
+    if engine.dialect.name != "postgresql":
+        return None
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        pids = conn.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        ).scalars()
+        readable = [pid for pid in pids if Path(f"/proc/{pid}/stat").exists()]
+    if not readable:
+        return None
+    return sum(tree_cpu_seconds(pid) for pid in readable)
+
+
 def require(binary: str, hint: str) -> str:
     path = shutil.which(binary)
     if not path:

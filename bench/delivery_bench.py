@@ -8,7 +8,9 @@ fixture) are posted through the Flask app's receiver and stored; then
 ``process_one`` (claim, normalize, store the order and event, judge the rules, plan
 the actions, finish) runs for each, in this process, on a fresh migrated database.
 The first N warm the caches (compiled statements, templates of the rules); the next
-N are timed: wall time and this process's CPU per delivery. ``--profile`` writes a
+N are timed: wall time and this process's CPU per delivery, and on PostgreSQL the
+CPU its backends used meanwhile (read from /proc: the server runs on this machine;
+a backend that exits during the run is not counted). ``--profile`` writes a
 cProfile of a third run of N. The end-to-end bench's workers spend most of their time
 here (docs/performance.md); this isolates it from RQ, Redis hand-offs and sending.
 """
@@ -26,7 +28,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import BENCH_SHOP, database, print_table, redis_server
+from bench.common import BENCH_SHOP, database, database_cpu_seconds, print_table, redis_server
 from bench.worker_bench import make_runtime
 
 SECRET = "bench-secret"
@@ -73,9 +75,12 @@ def bench(kind: str, count: int, profile: Path | None) -> list:
         for delivery_id in ids[:count]:
             process_one(runtime, delivery_id)
         timed = ids[count : 2 * count]
+        server = database_cpu_seconds(runtime.engine)
         wall, cpu = time.perf_counter(), time.process_time()
         statuses = [process_one(runtime, delivery_id).status for delivery_id in timed]
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if server is not None:
+            server = database_cpu_seconds(runtime.engine) - server
         if profile:
             profiler = cProfile.Profile()
             profiler.enable()
@@ -90,6 +95,7 @@ def bench(kind: str, count: int, profile: Path | None) -> list:
         len(timed),
         f"{wall / len(timed) * 1000:.2f}",
         f"{cpu / len(timed) * 1000:.2f}",
+        "-" if server is None else f"{server / len(timed) * 1000:.2f}",
         f"{len(timed) / wall:.0f}",
         f"{processed} of {len(timed)} processed",
     ]
@@ -105,7 +111,15 @@ def main() -> None:
     rows = [bench(kind, args.deliveries, args.profile) for kind in kinds]
     print_table(
         "Delivery processing, one process (orders/create, starter rules)",
-        ["database", "timed", "ms per delivery", "CPU ms per delivery", "deliveries/s", "check"],
+        [
+            "database",
+            "timed",
+            "ms per delivery",
+            "CPU ms per delivery",
+            "database CPU ms",
+            "deliveries/s",
+            "check",
+        ],
         rows,
     )
 
