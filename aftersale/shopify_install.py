@@ -250,6 +250,18 @@ def register_shopify_webhooks(runtime, shop: str) -> list[tuple[str, str, str]]:
     return done
 
 
+def remove_shopify_webhooks(runtime, shop: str) -> list[str]:
+    """Delete the shop's subscriptions that post here; the ids deleted.
+
+    Raises InstallRefused when the shop has no stored token, DeliveryFailed when
+    Shopify refused or stayed unavailable.
+    """
+    row = _installed_row(runtime, shop)
+    removed = _admin_call(runtime, row, "remove_webhooks", delivery_url(runtime))
+    log.info("shopify.webhooks_removed", shop=shop, removed=len(removed))
+    return removed
+
+
 def list_shopify_webhooks(runtime, shop: str) -> tuple[list[dict], list[str]]:
     """The shop's subscriptions as Shopify lists them, and what is wrong with them compared
     with what the rules need (a topic missing, or posting elsewhere); recorded as the shop's

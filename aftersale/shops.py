@@ -166,6 +166,19 @@ def list_woocommerce_webhooks(runtime, domain: str) -> tuple[list[dict], list[st
     return hooks, problems
 
 
+def remove_woocommerce_webhooks(runtime, domain: str) -> list:
+    """Delete the store's webhooks that post here; the ids deleted. Raises ConnectError for
+    an unknown store, DeliveryFailed when WooCommerce refused or stayed unavailable."""
+    with runtime.engine.connect() as conn:
+        shop = shop_store.find_shop(conn, "woocommerce", domain)
+    if shop is None:
+        raise ConnectError(f"no WooCommerce shop {domain!r}")
+    api = WooCommerceAPI(shop_store.access(shop, runtime.config), runtime.platform_session())
+    removed = api.remove_webhooks(delivery_url(runtime, domain))
+    log.info("woocommerce.webhooks_removed", shop=domain, removed=len(removed))
+    return removed
+
+
 def woo_topics(runtime) -> tuple[str, ...]:
     """The WooCommerce topics a shop needs: orders and customers, and products when the
     loaded rules use the product catalog (issue 25)."""
@@ -240,8 +253,9 @@ def _view(runtime, row) -> ShopView:
 def remove_shop(runtime, shop_id: int) -> dict:
     """Delete every row of the shop, as Shopify's ``shop/redact`` does; counts by table.
 
-    Nothing is asked of the platform: uninstall the app (Shopify) or delete the
-    webhooks (WooCommerce) there, or its deliveries are refused from now on.
+    Nothing is asked of the platform here: ``aftersale shops remove`` first deletes
+    the shop's webhooks there (:func:`remove_woocommerce_webhooks`,
+    ``shopify_install.remove_shopify_webhooks``), while the credentials still exist.
     """
     with runtime.engine.begin() as conn:
         counts = privacy_store.delete_shop(conn, shop_id)

@@ -82,17 +82,35 @@ class Shopify:
             sub = self.subscriptions[variables["id"]]
             sub["uri"] = variables["webhookSubscription"]["uri"]
             answer = {"webhookSubscriptionUpdate": {"webhookSubscription": sub, **ok}}
+        elif name == "webhookSubscriptionDelete":
+            del self.subscriptions[variables["id"]]
+            deleted = {"deletedWebhookSubscriptionId": variables["id"], **ok}
+            answer = {"webhookSubscriptionDelete": deleted}
         else:
             raise AssertionError(f"unexpected operation {name}")
         return Response(json.dumps({"data": answer}), content_type="application/json")
 
 
 class Store:
-    """A WooCommerce store's webhooks endpoint (listing and creating)."""
+    """A WooCommerce store's webhooks endpoint (listing, creating, deleting)."""
 
     def __init__(self, httpserver):
         self.hooks: list[dict] = []
         httpserver.expect_request("/wp-json/wc/v3/webhooks").respond_with_handler(self.webhooks)
+        httpserver.expect_request(
+            re.compile(r"/wp-json/wc/v3/webhooks/\d+"), method="DELETE"
+        ).respond_with_handler(self.delete)
+
+    def delete(self, request):
+        """As WC_REST_Webhooks_V1_Controller::delete_item: 501 without force, the deleted
+        webhook with it."""
+        if request.args.get("force") not in ("true", "1"):
+            refused = {"code": "woocommerce_rest_trash_not_supported", "data": {"status": 501}}
+            return Response(json.dumps(refused), status=501, content_type="application/json")
+        hook_id = int(request.path.rsplit("/", 1)[1])
+        (hook,) = [h for h in self.hooks if h["id"] == hook_id]
+        self.hooks.remove(hook)
+        return Response(json.dumps(hook), content_type="application/json")
 
     def webhooks(self, request):
         if request.method == "GET":
@@ -307,21 +325,61 @@ def test_remove_asks_first_then_erases_every_row(runtime, aftersale, shopify, cl
     assert "cannot be undone" in kept.output and f"{OWN_SHOP}: kept" in kept.output
     assert own_shop(runtime) is not None
 
+    ours = len(shopify.subscriptions)
+    assert ours > 0 and len(kept.output.split("webhook(s) deleted")) == 1
+    foreign = "gid://shopify/WebhookSubscription/900"  # another deployment's, left alone
+    elsewhere = {"id": foreign, "topic": "ORDERS_CREATE", "uri": "https://other.example.com/w"}
+    shopify.subscriptions[foreign] = elsewhere
+
     removed = aftersale("shops", "remove", OWN_SHOP, input="y\n")
     assert removed.exit_code == 0, removed.output
+    assert f"{OWN_SHOP}: {ours} webhook(s) deleted on shopify" in removed.output
+    assert list(shopify.subscriptions) == [foreign]
     assert f"{OWN_SHOP}: removed" in removed.output
     assert own_shop(runtime) is None
     assert count(runtime.engine, deliveries) == 0  # the only one was the removed shop's
     assert OWN_SHOP not in aftersale("shops", "list").output
 
 
-def test_remove_with_yes_does_not_ask(runtime, aftersale, httpserver):
+def test_remove_with_yes_does_not_ask_and_deletes_the_store_webhooks(
+    runtime, aftersale, httpserver
+):
+    store = Store(httpserver)
+    url = httpserver.url_for("/").rstrip("/")
+    _, domain = add_woocommerce(runtime, url, "ck_test", "cs_test")
+    assert aftersale("webhooks", "register", "--shop", domain).exit_code == 0
+    store.hooks.append({"id": 900, "topic": "order.created", "delivery_url": "https://x.test/"})
+
+    result = aftersale("shops", "remove", domain, "--yes")
+    assert result.exit_code == 0, result.output
+    assert "cannot be undone" not in result.output
+    assert f"{domain}: {len(WEBHOOK_TOPICS)} webhook(s) deleted on woocommerce" in result.output
+    assert [h["id"] for h in store.hooks] == [900]  # the store's own webhook stays
+    assert count(runtime.engine, shops) == 0
+
+
+def test_remove_deletes_the_data_even_when_the_platform_cannot_be_reached(
+    runtime, aftersale, httpserver
+):
+    """The store's key was revoked (401): the data goes, and the output says what to delete
+    by hand. ``--keep-webhooks`` does not ask the platform at all."""
+    httpserver.expect_request("/wp-json/wc/v3/webhooks").respond_with_json(
+        {"code": "woocommerce_rest_cannot_view", "message": "Sorry, you cannot list resources."},
+        status=401,
+    )
     url = httpserver.url_for("/").rstrip("/")
     _, domain = add_woocommerce(runtime, url, "ck_test", "cs_test")
     result = aftersale("shops", "remove", domain, "--yes")
     assert result.exit_code == 0, result.output
-    assert "cannot be undone" not in result.output
-    assert count(runtime.engine, shops) == 0
+    assert f"{domain}: webhooks not deleted on woocommerce" in result.output
+    assert "WooCommerce > Settings > Advanced > Webhooks" in result.output
+    assert f"{domain}: removed" in result.output and count(runtime.engine, shops) == 0
+
+    asked = len(httpserver.log)
+    add_woocommerce(runtime, url, "ck_test", "cs_test")
+    kept = aftersale("shops", "remove", domain, "--yes", "--keep-webhooks")
+    assert kept.exit_code == 0 and "webhook" not in kept.output
+    assert len(httpserver.log) == asked and count(runtime.engine, shops) == 0
 
 
 def test_shopify_webhooks_list_finds_what_is_wrong_and_register_repairs_it(

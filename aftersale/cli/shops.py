@@ -180,13 +180,17 @@ def show_shop(ctx, domain):
 @shops_group.command("remove")
 @click.argument("domain")
 @click.option("--yes", is_flag=True, help="do not ask for confirmation")
+@click.option(
+    "--keep-webhooks", is_flag=True, help="do not delete the shop's webhooks on the platform"
+)
 @pass_context
-def remove_shop(ctx, domain, yes):
+def remove_shop(ctx, domain, yes, keep_webhooks):
     """Delete the shop and everything stored about it (as Shopify's shop/redact does).
 
-    Irreversible: customers, orders, events, actions, messages. Uninstall the app
-    in Shopify (or delete the webhooks in WooCommerce) too, or its deliveries are
-    refused from now on.
+    Irreversible: customers, orders, events, actions, messages. First the shop's
+    webhooks that post here are deleted on the platform, so it stops sending what
+    would now be refused; if the platform cannot be reached, the data is deleted
+    anyway and the output says what to delete there by hand.
     """
     # deferred import: each command loads only what it uses (all of them: 2.3 s)
     from aftersale.shops import overview, remove_shop
@@ -199,9 +203,43 @@ def remove_shop(ctx, domain, yes):
         if not yes and not click.confirm(question, default=False):
             click.echo(f"{v.domain}: kept")
             continue
+        if not keep_webhooks:
+            _remove_platform_webhooks(ctx.runtime, v)
         counts = remove_shop(ctx.runtime, v.id)
         rows = sum(counts.values())
         click.echo(f"{v.domain}: removed ({rows} row(s) deleted)")
+
+
+#: where a store owner deletes webhooks by hand, when Aftersale could not
+BY_HAND = {
+    "shopify": "uninstall the app in the store's admin (Settings > Apps)",
+    "woocommerce": "delete them in WooCommerce > Settings > Advanced > Webhooks",
+}
+
+
+def _remove_platform_webhooks(runtime, view) -> None:
+    """Delete the shop's webhooks that post here, saying what was done or what to do."""
+    # deferred import: each command loads only what it uses (all of them: 2.3 s)
+    from aftersale.core.errors import DeliveryFailed
+    from aftersale.shopify_install import InstallRefused, remove_shopify_webhooks
+    from aftersale.shops import ConnectError, remove_woocommerce_webhooks
+
+    if view.platform == "shopify" and view.status == "uninstalled":
+        click.echo(f"{view.domain}: the app is uninstalled; Shopify removed its webhooks")
+        return
+    try:
+        if view.platform == "shopify":
+            removed = remove_shopify_webhooks(runtime, view.domain)
+        else:
+            removed = remove_woocommerce_webhooks(runtime, view.domain)
+    except (InstallRefused, ConnectError, DeliveryFailed) as exc:
+        click.echo(
+            f"{view.domain}: webhooks not deleted on {view.platform} ({exc}); "
+            f"{BY_HAND[view.platform]}",
+            err=True,
+        )
+        return
+    click.echo(f"{view.domain}: {len(removed)} webhook(s) deleted on {view.platform}")
 
 
 @click.group("webhooks")

@@ -209,10 +209,7 @@ class ShopifyAdminAPI:
                     done.append((topic, "updated", keep["id"]))
             for sub in subs:
                 if sub is not keep:
-                    data = self.patient(WEBHOOK_DELETE, {"id": sub["id"]})
-                    self._user_errors(
-                        "webhookSubscriptionDelete", data["webhookSubscriptionDelete"]
-                    )
+                    self._delete_subscription(sub["id"])
                     done.append((topic or str(enum), "deleted", sub["id"]))
         for topic, enum in topics.items():
             if enum in existing:
@@ -222,6 +219,20 @@ class ShopifyAdminAPI:
             self._user_errors("webhookSubscriptionCreate", payload)
             done.append((topic, "created", payload["webhookSubscription"]["id"]))
         return done
+
+    def remove_webhooks(self, uri: str) -> list[str]:
+        """Delete this app's subscriptions that post to ``uri`` (the shop is being removed
+        here); the ids deleted. Subscriptions posting elsewhere are another deployment's."""
+        removed = []
+        for sub in self.webhook_subscriptions():
+            if sub.get("uri") == uri:
+                self._delete_subscription(sub["id"])
+                removed.append(sub["id"])
+        return removed
+
+    def _delete_subscription(self, subscription_id: str) -> None:
+        data = self.patient(WEBHOOK_DELETE, {"id": subscription_id})
+        self._user_errors("webhookSubscriptionDelete", data["webhookSubscriptionDelete"])
 
     # -- transport ---------------------------------------------------------------
 

@@ -148,6 +148,17 @@ class WooCommerceAPI:
                 done[topic] = ("unchanged", hook["id"])
         return done
 
+    def remove_webhooks(self, delivery_url: str) -> list:
+        """Delete every webhook posting to ``delivery_url`` (the shop is being removed here);
+        the ids deleted. ``force=true``: WooCommerce does not trash webhooks and answers 501
+        without it (WC_REST_Webhooks_V1_Controller::delete_item)."""
+        removed = []
+        for hook in self.webhooks():
+            if hook.get("delivery_url") == delivery_url:
+                self.call("DELETE", f"/webhooks/{hook['id']}", params={"force": "true"})
+                removed.append(hook["id"])
+        return removed
+
     # -- transport ------------------------------------------------------------------
 
     def call(self, method: str, path: str, **kwargs):
