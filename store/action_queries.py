@@ -46,8 +46,12 @@ def search(
     order_ref: str | None = None,
     rule: str | None = None,
     limit: int = 50,
+    before: int | None = None,
 ):
-    """Actions newest first, with their shop's domain, filtered as ``aftersale actions list`` asks."""
+    """Actions newest first, with their shop's domain, filtered as ``aftersale actions list`` asks.
+
+    ``before``: only ids below it, the next page of a list (keyset: no OFFSET to scan).
+    """
     stmt = select(actions, shops.c.domain.label("shop_domain")).join(
         shops, shops.c.id == actions.c.shop_id
     )
@@ -59,6 +63,8 @@ def search(
         stmt = stmt.where(actions.c.order_ref == order_ref)
     if rule:
         stmt = stmt.where(actions.c.rule == rule)
+    if before is not None:
+        stmt = stmt.where(actions.c.id < before)
     return conn.execute(stmt.order_by(actions.c.id.desc()).limit(limit)).all()
 
 

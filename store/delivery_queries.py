@@ -40,8 +40,12 @@ def search(
     status: str | None = None,
     since: datetime | None = None,
     limit: int = 50,
+    before: int | None = None,
 ):
-    """Deliveries newest first with their shop, filtered as ``deliveries list`` asks."""
+    """Deliveries newest first with their shop, filtered as ``deliveries list`` asks.
+
+    ``before``: only ids below it, the next page of a list (keyset: no OFFSET to scan).
+    """
     stmt = select(*SUMMARY).join(shops, shops.c.id == deliveries.c.shop_id)
     if shop:
         stmt = stmt.where(shops.c.domain == shop)
@@ -51,6 +55,8 @@ def search(
         stmt = stmt.where(deliveries.c.status == status)
     if since is not None:
         stmt = stmt.where(deliveries.c.received_at >= since)
+    if before is not None:
+        stmt = stmt.where(deliveries.c.id < before)
     return conn.execute(stmt.order_by(deliveries.c.id.desc()).limit(limit)).all()
 
 

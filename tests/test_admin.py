@@ -6,7 +6,9 @@ The browser journey (log in, timeline, retry a dead letter) is tests/test_admin_
 
 from __future__ import annotations
 
+import json
 import re
+from html import unescape
 
 import pytest
 
@@ -171,6 +173,44 @@ def test_shops_deliveries_and_the_order_timeline(client, runtime, ordered):
     assert "big-order-gift" in miss and MISS_REASON in miss and "4590" in miss
     assert page.index("order.created") < page.index("big-order-gift")
     assert client.get(f"/admin/shops/{ordered.shop_id}/orders/nope").status_code == 200
+
+
+def test_lists_page_back_by_id_keeping_their_filters(client, runtime, work, monkeypatch):
+    """Five deliveries, two a page: newest first, Older follows the last id shown with the
+    filter kept, the last page has no Older and links back to the newest. Dead letters
+    page the same way."""
+    from aftersale.admin import pages
+
+    monkeypatch.setattr(pages, "PAGE", 2)
+    order = json.loads(fixture_bytes("shopify", "orders__create"))
+    for n in range(5):
+        body = json.dumps({**order, "id": 5678901234567 + n, "name": f"#{1042 + n}"}).encode()
+        assert post_shopify(client, "orders/create", body, SHOPIFY_SECRET).status_code == 200
+    work()
+    log_in(client)
+
+    def page(path):
+        html = client.get(path).get_data(as_text=True)
+        shown = [int(n) for n in re.findall(r'id="(?:delivery|dead)-(\d+)"', html)]
+        older = re.search(r'href="([^"]+)" id="page-older"', html)
+        newest = re.search(r'href="([^"]+)" id="page-newest"', html)
+        return shown, older and unescape(older.group(1)), newest and unescape(newest.group(1))
+
+    first, older, newest = page("/admin/deliveries?topic=orders/create")
+    assert first == [5, 4] and newest is None
+    assert older == "/admin/deliveries?topic=orders/create&before=4"
+    second, older, newest = page(older)
+    assert second == [3, 2] and newest == "/admin/deliveries?topic=orders/create"
+    last, older, _ = page(older)
+    assert last == [1] and older is None
+    assert page("/admin/deliveries?before=nope")[0] == [5, 4]  # a bad value: the newest
+
+    with runtime.engine.begin() as conn:
+        conn.execute(actions.update().values(status="dead"))
+    dead_ids = sorted((a.id for a in rows(runtime.engine, actions)), reverse=True)
+    shown, older, _ = page("/admin/dead")
+    assert shown == dead_ids[:2] and older == f"/admin/dead?before={dead_ids[1]}"
+    assert page(older)[0] == dead_ids[2:4]
 
 
 def test_an_actions_message_preview_renders_its_template(client, runtime, ordered):

@@ -39,23 +39,28 @@ def deliveries():
     shop = request.args.get("shop") or None
     topic = request.args.get("topic") or None
     outcome = request.args.get("outcome") or None
+    before = _before()
     with rt.engine.connect() as conn:
         found = delivery_queries.search(
             conn,
             shop=shop,
             topic=topic,
             status=outcome if outcome in OUTCOMES else None,
-            limit=PAGE,
+            limit=PAGE + 1,
+            before=before,
         )
+        found, older = found[:PAGE], _older(found)
         orders = timeline.orders_of(conn, [row.id for row in found])
         shop_ids = dict(conn.execute(select(shops_table.c.domain, shops_table.c.id)).all())
+    filters = {"shop": shop or "", "topic": topic or "", "outcome": outcome or ""}
     return render_template(
         "admin/deliveries.html",
         deliveries=found,
         orders=orders,
         shop_ids=shop_ids,
         outcomes=OUTCOMES,
-        filters={"shop": shop or "", "topic": topic or "", "outcome": outcome or ""},
+        filters=filters,
+        pages=_pages("admin.deliveries", filters, before, older),
     )
 
 
@@ -116,9 +121,37 @@ def preview_html(action_id: int):
 
 @bp.get("/dead")
 def dead_letters():
+    before = _before()
     with runtime().engine.connect() as conn:
-        found = action_queries.search(conn, status=ActionStatus.DEAD.value, limit=PAGE)
-    return render_template("admin/dead.html", actions=found)
+        found = action_queries.search(
+            conn, status=ActionStatus.DEAD.value, limit=PAGE + 1, before=before
+        )
+    return render_template(
+        "admin/dead.html",
+        actions=found[:PAGE],
+        pages=_pages("admin.dead_letters", {}, before, _older(found)),
+    )
+
+
+def _before() -> int | None:
+    """The ``before`` id of a list's later page (a positive integer), else None: the newest."""
+    value = request.args.get("before", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def _older(found: list) -> int | None:
+    """The ``before`` of the next page when a list fetched one row more than it shows."""
+    return found[PAGE - 1].id if len(found) > PAGE else None
+
+
+def _pages(endpoint: str, filters: dict, before: int | None, older: int | None) -> dict:
+    """Links to the newest page (when not on it) and the next older one (when there is one),
+    keeping the list's filters."""
+    kept = {name: value for name, value in filters.items() if value}
+    return {
+        "newest": url_for(endpoint, **kept) if before is not None else None,
+        "older": url_for(endpoint, **kept, before=older) if older is not None else None,
+    }
 
 
 @bp.post("/actions/<int:action_id>/retry")
