@@ -90,7 +90,15 @@ def unsubscribe(token: str):
     address = _recipient(claims)
     if address is None:
         return page("unknown_address", claims.locale, shop=_shop_name(shop)), 400
-    runtime = current_app.extensions["aftersale"]
+    unsubscribe_address(current_app.extensions["aftersale"], claims, shop, address, "link")
+    return page("done", claims.locale, shop=_shop_name(shop), email=logs.mask_email(address))
+
+
+def unsubscribe_address(runtime, claims: LinkClaims, shop, address: str, via: str) -> bool:
+    """Suppress ``address`` from the shop's marketing, count the click and run the rules on
+    ``link.unsubscribed``; True when the address was not suppressed before. The one-click
+    link and the preference centre's "unsubscribe from all" both come here; ``via`` names
+    which, in the suppression's source and the log line."""
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:
         new = message_store.suppress(
@@ -99,7 +107,7 @@ def unsubscribe(token: str):
             channel="email",
             address=address,
             reason="unsubscribed",
-            source=f"link:action-{claims.action_id}",
+            source=f"{via}:action-{claims.action_id}",
             now=now,
             keys=runtime.config.secret_keys,
         )
@@ -114,8 +122,9 @@ def unsubscribe(token: str):
         action_id=claims.action_id,
         to=logs.mask_email(address),
         new=new,
+        via=via,
     )
-    return page("done", claims.locale, shop=_shop_name(shop), email=logs.mask_email(address))
+    return new
 
 
 def _click(kind: str, token: str):

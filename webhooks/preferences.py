@@ -28,13 +28,7 @@ from aftersale.store import messages as message_store
 from aftersale.store import preferences as preference_store
 from aftersale.webhooks import preference_page
 from aftersale.webhooks.link_pages import page
-from aftersale.webhooks.links import (
-    Refused,
-    _hand_off,
-    _record_event,
-    _shop_name,
-    _verified,
-)
+from aftersale.webhooks.links import Refused, _shop_name, _verified, unsubscribe_address
 
 bp = Blueprint("preferences", __name__)
 log = logs.get_logger("webhooks.preferences")
@@ -131,31 +125,7 @@ def _answer(token: str, *, saved: bool):
 
 def _unsubscribe_all(runtime, claims, shop, action):
     """The same suppression as the one-click ``/u/`` link, with this page as its source."""
-    now = runtime.clock.now()
-    with runtime.engine.begin() as conn:
-        new = message_store.suppress(
-            conn,
-            shop_id=shop.id,
-            channel="email",
-            address=action.recipient,
-            reason="unsubscribed",
-            source=f"preferences:action-{action.id}",
-            now=now,
-            keys=runtime.config.secret_keys,
-        )
-        message_store.record_click(
-            conn, shop_id=shop.id, action_id=action.id, kind="unsubscribe", now=now
-        )
-        queued = _record_event(conn, runtime, shop, claims, "link.unsubscribed", now)
-    _hand_off(runtime, queued)
-    log.info(
-        "link.unsubscribed",
-        shop=shop.domain,
-        action_id=action.id,
-        to=logs.mask_email(action.recipient),
-        new=new,
-        via="preferences",
-    )
+    unsubscribe_address(runtime, claims, shop, action.recipient, "preferences")
     masked = logs.mask_email(action.recipient)
     return page("done", claims.locale, shop=_shop_name(shop), email=masked), 200, SECURITY_HEADERS
 
