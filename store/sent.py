@@ -7,9 +7,11 @@ attempt, and ``set_config('synchronous_commit', 'off', true)`` inside it
 does what ``commit_without_flush_wait`` does with a SET LOCAL of its own
 (see there for what that risks: nothing a crash of our process can lose).
 Five round trips a mail (BEGIN, SET LOCAL, UPDATE, INSERT, COMMIT) became
-three. On SQLite the same two writes run one after the other (its
-``synchronous=NORMAL`` already commits without waiting for the disk), in the
-caller's transaction either way.
+three, and one with :func:`record_sent_alone`, which runs the statement as its own
+transaction (autocommit): a single statement is atomic by itself, and the
+local setting holds until its implicit commit. On SQLite the same two writes
+run one after the other (its ``synchronous=NORMAL`` already commits without
+waiting for the disk), in one transaction.
 """
 
 from __future__ import annotations
@@ -35,6 +37,28 @@ _ATTEMPT = (
     "response",
     "duration_ms",
 )
+
+
+def record_sent_alone(conn: Connection, action, *, channel: str, now: datetime, **values) -> bool:
+    """:func:`record_sent` as a transaction of its own, on a connection with none open.
+
+    On PostgreSQL the one statement runs in autocommit, one round trip instead
+    of BEGIN, statement, COMMIT: the job's thread waited on those for about a
+    third of its time (py-spy, docs/performance.md). The isolation level is put
+    back whatever happens.
+    """
+    if conn.dialect.name != "postgresql":
+        with conn.begin():
+            return record_sent(conn, action, channel=channel, now=now, **values)
+    conn.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        won = record_sent(conn, action, channel=channel, now=now, **values)
+        conn.commit()  # ends SQLAlchemy's own bookkeeping; the database committed already
+        return won
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.execution_options(isolation_level=conn.default_isolation_level)
 
 
 def record_sent(conn: Connection, action, *, channel: str, now: datetime, **values) -> bool:

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from aftersale.store import actions as action_store
 from aftersale.store import planning
 from aftersale.store import shops as shop_store
-from aftersale.store.sent import record_sent
+from aftersale.store.sent import record_sent, record_sent_alone
 from aftersale.store.tables import actions, messages
 from tests.helpers import rows
 
@@ -89,3 +89,25 @@ def test_a_lost_lease_leaves_the_action_but_records_the_attempt(runtime, clock):
     assert row.status == "scheduled" and row.provider_id is None
     statuses = [m.status for m in rows(runtime.engine, messages)]
     assert statuses == ["lost", "sent"]  # what release recorded, then the send that did go out
+
+
+def test_recorded_alone_it_is_its_own_transaction_and_leaves_the_connection_as_it_was(
+    runtime, clock
+):
+    """``record_sent_alone`` (what a worker calls): on PostgreSQL the one statement runs in
+    autocommit, a single round trip; the rows are the same, nothing stays open, and the
+    connection's isolation level is its default again (the next job reads as before)."""
+    action = running_action(runtime, clock)
+    with runtime.engine.connect() as conn:
+        default = conn.get_isolation_level()
+        assert record_sent_alone(conn, action, channel="email", now=clock.now(), **SENT) is True
+        assert not conn.in_transaction()
+        assert conn.get_isolation_level() == default
+        if conn.dialect.name == "postgresql":
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+            conn.rollback()
+        # already sent: a second record loses the check-and-set but keeps the attempt
+        assert record_sent_alone(conn, action, channel="email", now=clock.now(), **SENT) is False
+    (row,) = rows(runtime.engine, actions)
+    assert row.status == "sent" and row.provider_id == SENT["provider_id"]
+    assert [m.status for m in rows(runtime.engine, messages)] == ["sent", "sent"]

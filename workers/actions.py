@@ -34,7 +34,7 @@ from aftersale.core.steps import masked
 from aftersale.store import actions as action_store
 from aftersale.store import messages as message_store
 from aftersale.store.actions import ActionStatus
-from aftersale.store.sent import record_sent
+from aftersale.store.sent import record_sent_alone
 from aftersale.workers.channels.base import RecipientGone, SendResult
 from aftersale.workers.executors import Prepared
 from aftersale.workers.job_reads import JobReads
@@ -157,27 +157,26 @@ def _sent(
     duration = int((time.monotonic() - started) * 1000)
     metrics.SEND_SECONDS.labels(prepared.channel).observe(duration / 1000)
     now = runtime.clock.now()
-    with conn.begin():
-        # Waiting for the disk here halved a worker's rate on PostgreSQL; only a database
-        # crash in the next few hundred ms could lose this record, and then the mail is sent
-        # again with the same Message-ID (see docs/actions.md). Local to this transaction,
-        # not a session setting: behind pgbouncer in transaction mode a session SET would
-        # leak to other clients' transactions on the same server connection
-        # (docs/deployment.md). One statement on PostgreSQL (store/sent.py).
-        won = record_sent(
-            conn,
-            action,
-            channel=prepared.channel,
-            now=now,
-            recipient=prepared.recipient,
-            subject=prepared.subject,
-            message_id=prepared.message_id,
-            provider_id=result.provider_id,
-            result=result.data,
-            status_code=result.status_code,
-            response=result.response,
-            duration_ms=duration,
-        )
+    # Waiting for the disk here halved a worker's rate on PostgreSQL; only a database
+    # crash in the next few hundred ms could lose this record, and then the mail is sent
+    # again with the same Message-ID (see docs/actions.md). Local to this transaction,
+    # not a session setting: behind pgbouncer in transaction mode a session SET would
+    # leak to other clients' transactions on the same server connection
+    # (docs/deployment.md). One statement, one round trip, on PostgreSQL (store/sent.py).
+    won = record_sent_alone(
+        conn,
+        action,
+        channel=prepared.channel,
+        now=now,
+        recipient=prepared.recipient,
+        subject=prepared.subject,
+        message_id=prepared.message_id,
+        provider_id=result.provider_id,
+        result=result.data,
+        status_code=result.status_code,
+        response=result.response,
+        duration_ms=duration,
+    )
     if not won:
         log.warning(
             "action.lease_lost",
