@@ -70,14 +70,14 @@ def help_(token: str):
 
 @bp.get("/u/<token>")
 def unsubscribe_page(token: str):
-    claims, shop = _verified("unsubscribe", token)
+    claims, shop = verified_link("unsubscribe", token)
     address = _recipient(claims)
     if address is None:
-        return page("unknown_address", claims.locale, shop=_shop_name(shop)), 400
+        return page("unknown_address", claims.locale, shop=shop_display_name(shop)), 400
     return page(
         "confirm",
         claims.locale,
-        shop=_shop_name(shop),
+        shop=shop_display_name(shop),
         email=logs.mask_email(address),
         action=request.path,
     )
@@ -86,12 +86,12 @@ def unsubscribe_page(token: str):
 @bp.post("/u/<token>")
 def unsubscribe(token: str):
     """RFC 8058 one-click: no cookie, no second step; the signed token is the authority."""
-    claims, shop = _verified("unsubscribe", token)
+    claims, shop = verified_link("unsubscribe", token)
     address = _recipient(claims)
     if address is None:
-        return page("unknown_address", claims.locale, shop=_shop_name(shop)), 400
+        return page("unknown_address", claims.locale, shop=shop_display_name(shop)), 400
     unsubscribe_address(current_app.extensions["aftersale"], claims, shop, address, "link")
-    return page("done", claims.locale, shop=_shop_name(shop), email=logs.mask_email(address))
+    return page("done", claims.locale, shop=shop_display_name(shop), email=logs.mask_email(address))
 
 
 def unsubscribe_address(runtime, claims: LinkClaims, shop, address: str, via: str) -> bool:
@@ -128,7 +128,7 @@ def unsubscribe_address(runtime, claims: LinkClaims, shop, address: str, via: st
 
 
 def _click(kind: str, token: str):
-    claims, shop = _verified(kind, token)
+    claims, shop = verified_link(kind, token)
     runtime = current_app.extensions["aftersale"]
     now = runtime.clock.now()
     with runtime.engine.begin() as conn:
@@ -159,8 +159,9 @@ def _target(runtime, shop, claims: LinkClaims) -> str:
     return site.help_url(order, email=email, locale=claims.locale or "")
 
 
-def _verified(kind: str, token: str):
-    """(claims, shop row) of a valid token; raises Refused (a 400 page) for any other."""
+def verified_link(kind: str, token: str):
+    """(claims, shop row) of a valid token; raises Refused (a 400 page) for any other.
+    Every link endpoint, the preference centre's included, starts here."""
     runtime = current_app.extensions["aftersale"]
     signer = runtime.link_signer
     locale = page_locale(_unverified_locale(signer, kind, token), request.accept_languages)
@@ -241,6 +242,8 @@ def _hand_off(runtime, queued: list[int]) -> None:
     hand_off_actions(runtime, queued)
 
 
-def _shop_name(shop) -> str:
+def shop_display_name(shop) -> str:
+    """The name a customer's page shows: the platform's, else the rules' shop_name, else the
+    domain (the preference centre uses it too)."""
     settings = current_app.extensions["aftersale"].rules.settings_for(shop.domain)
     return shop.name or settings.shop_name or shop.domain

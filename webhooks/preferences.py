@@ -28,7 +28,12 @@ from aftersale.store import messages as message_store
 from aftersale.store import preferences as preference_store
 from aftersale.webhooks import preference_page
 from aftersale.webhooks.link_pages import page
-from aftersale.webhooks.links import Refused, _shop_name, _verified, unsubscribe_address
+from aftersale.webhooks.links import (
+    Refused,
+    shop_display_name,
+    unsubscribe_address,
+    verified_link,
+)
 
 bp = Blueprint("preferences", __name__)
 log = logs.get_logger("webhooks.preferences")
@@ -56,11 +61,15 @@ def show(token: str):
 @bp.post("/p/<token>")
 def save(token: str):
     """Save the ticks (``form=preferences``) or unsubscribe from all (``form=unsubscribe_all``)."""
-    claims, shop = _verified("preferences", token)
+    claims, shop = verified_link("preferences", token)
     runtime = current_app.extensions["aftersale"]
     action = _action(claims)
     if action is None or not action.recipient:
-        return page("unknown_address", claims.locale, shop=_shop_name(shop)), 400, SECURITY_HEADERS
+        return (
+            page("unknown_address", claims.locale, shop=shop_display_name(shop)),
+            400,
+            SECURITY_HEADERS,
+        )
     form = request.form.get("form")
     if form == "unsubscribe_all":
         return _unsubscribe_all(runtime, claims, shop, action)
@@ -92,11 +101,15 @@ def save(token: str):
 
 
 def _answer(token: str, *, saved: bool):
-    claims, shop = _verified("preferences", token)
+    claims, shop = verified_link("preferences", token)
     runtime = current_app.extensions["aftersale"]
     action = _action(claims)
     if action is None or not action.recipient:
-        return page("unknown_address", claims.locale, shop=_shop_name(shop)), 400, SECURITY_HEADERS
+        return (
+            page("unknown_address", claims.locale, shop=shop_display_name(shop)),
+            400,
+            SECURITY_HEADERS,
+        )
     with runtime.engine.connect() as conn:
         unsubscribed = (
             message_store.suppression(
@@ -112,7 +125,7 @@ def _answer(token: str, *, saved: bool):
         muted = preference_store.muted(conn, shop.id, action.customer_ref)
     html = preference_page.render(
         claims.locale,
-        shop=_shop_name(shop),
+        shop=shop_display_name(shop),
         email=logs.mask_email(action.recipient),
         action=request.path,
         shown=_shown(runtime, shop, muted) if action.customer_ref else [],
@@ -127,7 +140,11 @@ def _unsubscribe_all(runtime, claims, shop, action):
     """The same suppression as the one-click ``/u/`` link, with this page as its source."""
     unsubscribe_address(runtime, claims, shop, action.recipient, "preferences")
     masked = logs.mask_email(action.recipient)
-    return page("done", claims.locale, shop=_shop_name(shop), email=masked), 200, SECURITY_HEADERS
+    return (
+        page("done", claims.locale, shop=shop_display_name(shop), email=masked),
+        200,
+        SECURITY_HEADERS,
+    )
 
 
 def _action(claims):
