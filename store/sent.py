@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection
 from aftersale.store import actions as action_store
 from aftersale.store import messages as message_store
 from aftersale.store.actions import ActionStatus
+from aftersale.store.sql import autocommit
 from aftersale.store.tables import actions, messages
 
 _SET = ("recipient", "subject", "provider_id", "result")
@@ -44,21 +45,14 @@ def record_sent_alone(conn: Connection, action, *, channel: str, now: datetime, 
 
     On PostgreSQL the one statement runs in autocommit, one round trip instead
     of BEGIN, statement, COMMIT: the job's thread waited on those for about a
-    third of its time (py-spy, docs/performance.md). The isolation level is put
-    back whatever happens.
+    third of its time (py-spy, docs/performance.md). ``store/sql.autocommit`` puts the
+    isolation level back whatever happens.
     """
     if conn.dialect.name != "postgresql":
         with conn.begin():
             return record_sent(conn, action, channel=channel, now=now, **values)
-    conn.execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        won = record_sent(conn, action, channel=channel, now=now, **values)
-        conn.commit()  # ends SQLAlchemy's own bookkeeping; the database committed already
-        return won
-    finally:
-        if conn.in_transaction():
-            conn.rollback()
-        conn.execution_options(isolation_level=conn.default_isolation_level)
+    with autocommit(conn):
+        return record_sent(conn, action, channel=channel, now=now, **values)
 
 
 def record_sent(conn: Connection, action, *, channel: str, now: datetime, **values) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -72,6 +73,27 @@ def pairs_in(first, second, pairs) -> tuple:
         first.in_(sorted({a for a, _ in pairs})),
         second.in_(sorted({b for _, b in pairs})),
     )
+
+
+@contextmanager
+def autocommit(conn: Connection) -> Iterator[Connection]:
+    """PostgreSQL: each statement in the block is its own transaction (autocommit), with no
+    BEGIN and COMMIT round trips around it; afterwards the connection is as it was.
+
+    For a block of reads (under READ COMMITTED each statement has its own snapshot anyway)
+    or of one atomic statement. SQLAlchemy still opens a transaction in its bookkeeping;
+    it is ended on the way out (a rollback, which in autocommit undoes nothing, since each
+    statement committed as it ran) and the connection's isolation level is put back, the
+    next user's transactions as before. Use only on PostgreSQL: SQLite's reads and writes
+    go through BEGIN IMMEDIATE (store/db.py).
+    """
+    conn.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        conn.execution_options(isolation_level=conn.default_isolation_level)
 
 
 class Locking:

@@ -18,6 +18,7 @@ from aftersale.rules import pipeline
 from aftersale.rules.settings import shop_settings
 from aftersale.store import action_queries
 from aftersale.store.actions import FINAL, ActionStatus
+from aftersale.store.sql import autocommit
 from aftersale.workers import promises
 from aftersale.workers.executors import EXECUTORS, ActionContext
 from aftersale.workers.job_reads import JobReads
@@ -46,15 +47,13 @@ def prepare(runtime, conn: Connection, action, now: datetime, reads: JobReads | 
     ROLLBACK around them were two round trips per mail that bought nothing.
     SQLite keeps its transaction (its reads go through BEGIN IMMEDIATE, db.py).
     """
-    postgres = conn.dialect.name == "postgresql"
-    if postgres:
-        conn.execution_options(isolation_level="AUTOCOMMIT")
+    if conn.dialect.name == "postgresql":
+        with autocommit(conn):
+            return _prepare_in(runtime, conn, action, now, reads or _NO_READS)
     try:
         return _prepare_in(runtime, conn, action, now, reads or _NO_READS)
     finally:
         conn.rollback()  # reads only: nothing is held open while the message goes out
-        if postgres:
-            conn.execution_options(isolation_level=conn.default_isolation_level)
 
 
 def _prepare_in(runtime, conn: Connection, action, now: datetime, reads: JobReads):
