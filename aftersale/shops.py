@@ -142,11 +142,7 @@ def list_woocommerce_webhooks(runtime, domain: str) -> tuple[list[dict], list[st
     """The store's webhooks as WooCommerce lists them, and what is wrong with Aftersale's
     (a topic missing, or not active: WooCommerce disables one after 5 failures in a row);
     recorded as the shop's webhook health."""
-    with runtime.engine.connect() as conn:
-        shop = shop_store.find_shop(conn, "woocommerce", domain)
-    if shop is None:
-        raise ConnectError(f"no WooCommerce shop {domain!r}")
-    api = WooCommerceAPI(shop_store.access(shop, runtime.config), runtime.platform_session())
+    shop, api = _store_api(runtime, domain)
     try:
         hooks = api.webhooks()
     except DeliveryFailed as exc:
@@ -169,14 +165,19 @@ def list_woocommerce_webhooks(runtime, domain: str) -> tuple[list[dict], list[st
 def remove_woocommerce_webhooks(runtime, domain: str) -> list:
     """Delete the store's webhooks that post here; the ids deleted. Raises ConnectError for
     an unknown store, DeliveryFailed when WooCommerce refused or stayed unavailable."""
+    _, api = _store_api(runtime, domain)
+    removed = api.remove_webhooks(delivery_url(runtime, domain))
+    log.info("woocommerce.webhooks_removed", shop=domain, removed=len(removed))
+    return removed
+
+
+def _store_api(runtime, domain: str):
+    """(shop row, WooCommerceAPI) of a connected store; ConnectError for an unknown one."""
     with runtime.engine.connect() as conn:
         shop = shop_store.find_shop(conn, "woocommerce", domain)
     if shop is None:
         raise ConnectError(f"no WooCommerce shop {domain!r}")
-    api = WooCommerceAPI(shop_store.access(shop, runtime.config), runtime.platform_session())
-    removed = api.remove_webhooks(delivery_url(runtime, domain))
-    log.info("woocommerce.webhooks_removed", shop=domain, removed=len(removed))
-    return removed
+    return shop, WooCommerceAPI(shop_store.access(shop, runtime.config), runtime.platform_session())
 
 
 def woo_topics(runtime) -> tuple[str, ...]:
