@@ -158,7 +158,6 @@ def missing_jobs(
     job_ids: set[str],
     started_before: datetime | None = None,
     living: Callable[[set[str]], set[str]] | None = None,
-    popped_among: set[str] | None = None,
     confirm_popped: Callable[[set[str]], set[str]] | None = None,
 ) -> set[str]:
     """The job ids that will not run: gone, ended, or held by a worker that died.
@@ -179,11 +178,10 @@ def missing_jobs(
     them still beat (store/heartbeats.py): a job whose worker stopped beating is
     gone within one heartbeat lifetime, long before RQ's registries expire.
 
-    ``popped_among`` limits the popped-and-dropped check to those jobs (None: all).
-    That check races a live worker: between BLPOP and marking the job started
-    (a few milliseconds) a healthy job is in no list with status ``queued``. So
-    ``confirm_popped``, given the jobs found so, says which of them count as gone
-    (the caller's second look, workers/recovery.py); without it, all do.
+    The popped-and-dropped check races a live worker: between BLPOP and marking
+    the job started (a few milliseconds) a healthy job is in no list with status
+    ``queued``. So ``confirm_popped``, given the jobs found so, says which of them
+    count as gone (the caller's second look, workers/recovery.py); without it, all do.
     """
     ordered = [j for j in job_ids if j]
     if not ordered:
@@ -204,8 +202,6 @@ def missing_jobs(
             running.setdefault(origin.decode(), []).append(job_id)
             if worker:
                 by_worker.setdefault(worker.decode(), []).append(job_id)
-    if popped_among is not None:
-        waiting = [(job_id, origin) for job_id, origin in waiting if job_id in popped_among]
     popped = _popped_and_dropped(redis, waiting)
     gone |= popped if confirm_popped is None else confirm_popped(popped)
     for origin, started in running.items():

@@ -59,12 +59,11 @@ def find_lost(
     batch: int,
     recheck_after: timedelta,
     lost_after: timedelta,
-    sightings: PoppedSightings | None = None,
+    sightings: PoppedSightings,
 ) -> tuple[list[int], list[int]]:
     """(delivery ids, action ids) still waiting for a job that will not run them.
 
-    ``sightings`` is the caller's memory of popped jobs between calls; without one,
-    a popped job counts only once its rows waited ``lost_after``.
+    ``sightings`` is the caller's memory of popped jobs between calls (the scheduler's).
     """
     with runtime.engine.connect() as conn:
         deliveries = delivery_store.queued_before(conn, now - recheck_after, batch)
@@ -76,12 +75,7 @@ def find_lost(
         {r.job_id for r in deliveries} | {r.job_id for r in actions},
         started_before=long_ago,
         living=lambda names: heartbeats.living(runtime, "worker", names),
-        popped_among=None if sightings is not None else waited_long,
-        confirm_popped=(
-            (lambda popped: sightings.confirm(popped, now, waited_long))
-            if sightings is not None
-            else None
-        ),
+        confirm_popped=lambda popped: sightings.confirm(popped, now, waited_long),
     )
     lost_deliveries = {r.id: r.job_id for r in deliveries if not r.job_id or r.job_id in gone}
     lost_actions = {r.id: r.job_id for r in actions if not r.job_id or r.job_id in gone}
