@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import requests
-from requests.adapters import HTTPAdapter
 
 from aftersale import __version__
 from aftersale.core.errors import PermanentError, RecipientGone, TransientError
+
+if TYPE_CHECKING:
+    import requests
 
 RESPONSE_LIMIT = 2000
 ERRNO = re.compile(r"\[Errno -?\d+\][^\"')]*")
@@ -26,6 +27,11 @@ RETRYABLE = {408, 425, 429}
 
 def make_session(pool: int = 10) -> requests.Session:
     """A session with a connection pool, so a worker reuses TLS connections across jobs."""
+    # deferred import (here and in request()): requests costs a web worker 4 MB, and the
+    # web process makes HTTP calls only when a store is installed
+    import requests
+    from requests.adapters import HTTPAdapter
+
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=pool, pool_maxsize=pool, max_retries=0)
     session.mount("https://", adapter)
@@ -36,6 +42,8 @@ def make_session(pool: int = 10) -> requests.Session:
 
 def request(session: requests.Session, method: str, url: str, what: str, *, timeout, **kwargs):
     """Send one request; a connection problem or timeout is a TransientError."""
+    import requests
+
     try:
         return session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.Timeout as exc:

@@ -24,9 +24,7 @@ from datetime import time as dt_time
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
 from babel.core import Locale, UnknownLocaleError, get_global
-from phonenumbers import timezone as phone_zones
 
 from aftersale.core.steps import MESSAGE_STEPS
 
@@ -97,6 +95,10 @@ def _country_zones(country: str) -> tuple[str, ...]:
 
 
 def _phone_zone(phone: str, country: str) -> str | None:
+    # deferred import: its tables cost the web process a megabyte it never uses
+    import phonenumbers
+    from phonenumbers import timezone as phone_zones
+
     try:
         number = phonenumbers.parse(str(phone), country)
     except phonenumbers.NumberParseException:

@@ -13,10 +13,6 @@ import hmac
 import time
 from functools import cached_property
 
-from limits import RateLimitItemPerMinute
-from limits.storage import RedisStorage
-from limits.strategies import MovingWindowRateLimiter
-
 #: login attempts allowed per client address and minute
 ATTEMPTS_PER_MINUTE = 5
 SESSION_KEY = "admin"
@@ -44,10 +40,20 @@ class LoginLimiter:
 
     def __init__(self, runtime):
         self.runtime = runtime
-        self.item = RateLimitItemPerMinute(ATTEMPTS_PER_MINUTE)
 
     @cached_property
-    def _limiter(self) -> MovingWindowRateLimiter:
+    def item(self):
+        # deferred import (here and below): ``limits`` costs every web worker 1.6 MB,
+        # and only a login uses it
+        from limits import RateLimitItemPerMinute
+
+        return RateLimitItemPerMinute(ATTEMPTS_PER_MINUTE)
+
+    @cached_property
+    def _limiter(self):
+        from limits.storage import RedisStorage
+        from limits.strategies import MovingWindowRateLimiter
+
         storage = RedisStorage(
             self.runtime.config.redis_url,
             connection_pool=self.runtime.redis.connection_pool,

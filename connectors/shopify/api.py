@@ -25,12 +25,14 @@ from __future__ import annotations
 import math
 import time
 from decimal import Decimal
-
-import requests
+from typing import TYPE_CHECKING
 
 from aftersale.core import http
 from aftersale.core.errors import PermanentError, TransientError
 from aftersale.core.platform import ShopAccess
+
+if TYPE_CHECKING:  # annotations only: core/http.py loads requests when it makes a session
+    import requests
 
 API_VERSION = "2025-10"
 TIMEOUT = 15.0

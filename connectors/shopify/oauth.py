@@ -23,12 +23,14 @@ import hashlib
 import hmac
 import re
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
-
-import requests
 
 from aftersale.core import http
 from aftersale.core.errors import TransientError
+
+if TYPE_CHECKING:  # annotations only: core/http.py loads requests when it makes a session
+    import requests
 
 SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
 #: how far the callback's ``timestamp`` may be from our clock

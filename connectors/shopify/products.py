@@ -16,8 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from decimal import Decimal
-
-import requests
+from typing import TYPE_CHECKING
 
 from aftersale.connectors.base import compact, decimal_or_zero, ref, time_or_none
 from aftersale.connectors.paging import Page
@@ -25,6 +24,9 @@ from aftersale.connectors.shopify import rest
 from aftersale.connectors.shopify.canonical import tag_list
 from aftersale.core.events import iso, money
 from aftersale.core.platform import ShopAccess
+
+if TYPE_CHECKING:  # annotations only: core/http.py loads requests when it makes a session
+    import requests
 
 PAGE_SIZE = 250
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-
-import requests
+from typing import TYPE_CHECKING
 
 from aftersale.connectors.paging import Page, json_list, polite_get
 from aftersale.connectors.shopify.api import API_VERSION
 from aftersale.core.errors import PermanentError
 from aftersale.core.platform import ShopAccess
+
+if TYPE_CHECKING:  # annotations only: core/http.py loads requests when it makes a session
+    import requests
 
 NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="?next"?')
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import secrets as secrets_lib
 from decimal import Decimal
-
-import requests
+from typing import TYPE_CHECKING
 
 from aftersale.core import http
 from aftersale.core.errors import PermanentError, TransientError
 from aftersale.core.platform import ShopAccess
+
+if TYPE_CHECKING:  # annotations only: core/http.py loads requests when it makes a session
+    import requests
 
 TIMEOUT = 20.0
 #: the topics Aftersale subscribes a store to

@@ -16,13 +16,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime
-
-import requests
+from typing import TYPE_CHECKING
 
 from aftersale.connectors.base import time_or_none
 from aftersale.connectors.paging import Page
 from aftersale.connectors.woocommerce import rest
 from aftersale.core.platform import ShopAccess
+
+if TYPE_CHECKING:  # annotations only: core/http.py loads requests when it makes a session
+    import requests
 
 #: the webhook topic whose bodies a listed order is shaped like
 ORDER_TOPIC = "order.updated"

@@ -17,14 +17,16 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Iterator
-
-import requests
+from typing import TYPE_CHECKING
 
 from aftersale.connectors.base import compact, ref, time_or_none
 from aftersale.connectors.paging import Page
 from aftersale.connectors.woocommerce import rest
 from aftersale.core.events import iso, money
 from aftersale.core.platform import ShopAccess
+
+if TYPE_CHECKING:  # annotations only: core/http.py loads requests when it makes a session
+    import requests
 
 PAGE_SIZE = 100
 #: stock states in which the product can be ordered now

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-
-import requests
+from typing import TYPE_CHECKING
 
 from aftersale.connectors.paging import Page, json_list, polite_get
 from aftersale.core.errors import PermanentError
 from aftersale.core.platform import ShopAccess
+
+if TYPE_CHECKING:  # annotations only: core/http.py loads requests when it makes a session
+    import requests
 
 
 def list_pages(
