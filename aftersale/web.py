@@ -1,4 +1,4 @@
-"""The web process's entry point: ``gunicorn 'aftersale.web:create_app()'``.
+"""The web app: ``create_app()``, served by ``aftersale web`` (aftersale/web_server.py).
 
 The app shell builds the runtime from the environment, hands it to the web
 parts (``aftersale.webhooks.make_app``) and adds the store install flows,

@@ -172,37 +172,63 @@ def import_root(tree: Path, folder: Path) -> Path:
 
 @contextmanager
 def gunicorn(app: str, env: dict, *, workers: int, threads: int, log_path: Path, cwd=ROOT):
-    """gunicorn with the settings `aftersale web` uses, logging to a file like production would.
+    """gunicorn as the web process ran before granian (bench/gunicorn_baseline.py): the
+    server of the ingest target's baseline, the empty Flask endpoint."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:bench.gunicorn_baseline",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        app,
+    ]
+    with _serving(command, env, port, log_path, cwd) as served:
+        yield served
 
-    The production config file (aftersale/gunicorn_conf.py: its hooks, multiprocess
-    metrics, ``gc.freeze``) with this run's bind, workers and threads, for every target.
+
+@contextmanager
+def web_server(env: dict, *, workers: int, threads: int, log_path: Path, cwd=ROOT):
+    """The web process as production runs it: ``aftersale web`` (granian, with its settings
+    in aftersale/web_server.py); only the address, workers and threads are set here.
+
+    The threads go in WEB_THREADS, which an older checkout's ``aftersale web`` (gunicorn,
+    for ``--before`` runs) read too.
     """
     port = free_port()
+    command = [sys.executable, "-m", "aftersale", "web", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", str(workers)]
+    env = {**env, "WEB_THREADS": str(threads)}
+    with _serving(command, env, port, log_path, cwd) as served:
+        yield served
+
+
+@contextmanager
+def granian_wsgi(app: str, env: dict, *, workers: int, threads: int, log_path: Path, cwd=ROOT):
+    """A WSGI app factory (``module:function``) under granian with the web process's
+    server settings: for a reference row, the empty endpoint on the receiver's server."""
+    port = free_port()
+    command = [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    command += ["--blocking-threads", str(threads), "--http", "1", "--no-ws"]
+    command += ["--backlog", "2048", "--log-level", "warning", app]
+    with _serving(command, env, port, log_path, cwd) as served:
+        yield served
+
+
+@contextmanager
+def _serving(command: list[str], env: dict, port: int, log_path: Path, cwd):
+    """Run a server in its own process group until the block ends; (base URL, process)."""
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(cwd), env.get("PYTHONPATH")]))}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                "python:aftersale.gunicorn_conf",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                str(threads),
-                "--log-level",
-                "warning",
-                app,
-            ],
-            env=env,
-            cwd=cwd,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
+            command, env=env, cwd=cwd, stdout=log, stderr=log, start_new_session=True
         )
     try:
         wait_for_port(port)
@@ -210,7 +236,7 @@ def gunicorn(app: str, env: dict, *, workers: int, threads: int, log_path: Path,
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(20)
+            proc.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -4,7 +4,7 @@
                               [--burst-rate 300] [--burst-seconds 30] [--workers 2]
                               [--kill-after 5] [--scale 1,2,4]
 
-Runs the real processes as `aftersale serve` would (gunicorn web, RQ workers,
+Runs the real processes as `aftersale serve` would (`aftersale web`, RQ workers,
 the scheduler/relay) against a private Redis, a fresh database and a local
 SMTP sink in its own process, with the starter rule pack (a thank-you mail
 on every order.created). Phase 1 posts orders/create at a steady --rate and
@@ -50,11 +50,11 @@ from bench.common import (
     aftersale_env,
     database,
     free_port,
-    gunicorn,
     print_table,
     redis_server,
     wait_for_port,
     wait_ready,
+    web_server,
 )
 
 ORDER_TEXT = (ROOT / "tests" / "fixtures" / "shopify" / "orders__create.json").read_text()
@@ -230,7 +230,7 @@ def main() -> None:
             print(f"phase 3: a worker SIGKILLed {args.kill_after:.0f}s into {args.rate:.0f}/s")
             rows.append(recovery_phase(base, mail_log, args, workers[0]))
         stages = stage_latencies(url)
-        memory["web (peak RSS per gunicorn worker)"] = max(
+        memory["web (peak RSS per web worker)"] = max(
             (peak_rss_mb(p) for p in children(web.pid)), default=0
         )
         memory["worker (peak RSS per RQ worker)"] = max(peak_rss_mb(w.pid) for w in workers)
@@ -260,7 +260,7 @@ def main() -> None:
 
 
 def start_stack(stack: ExitStack, args, n_workers: int):
-    """Redis, a fresh database, the SMTP sink, gunicorn, ``n_workers`` workers, the scheduler."""
+    """Redis, a fresh database, the SMTP sink, ``aftersale web``, ``n_workers`` workers, the scheduler."""
     folder = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     mail_log = folder / "mail.log"
     smtp_port = free_port()
@@ -278,8 +278,7 @@ def start_stack(stack: ExitStack, args, n_workers: int):
     stack.enter_context(process(sink, env, folder / "smtp.log"))
     wait_for_port(smtp_port)
     base, web = stack.enter_context(
-        gunicorn(
-            "aftersale.web:create_app()",
+        web_server(
             env,
             workers=args.web_workers,
             threads=16,

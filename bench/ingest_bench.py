@@ -1,9 +1,13 @@
-"""Ingest benchmark: the real receiver against an empty Flask endpoint, same gunicorn, same run.
+"""Ingest benchmark: the real receiver against an empty Flask endpoint under gunicorn, one run.
 
     python bench/ingest_bench.py [--db sqlite|postgresql|both] [--duration 15] [--connections 64]
 
-For each target, gunicorn (2 workers, gthread, 16 threads, as `aftersale web`
-runs it) serves the app, and wrk posts signed Shopify `orders/create`
+The baseline is the issue's: an empty Flask endpoint under gunicorn (2 workers,
+gthread, 16 threads, bench/gunicorn_baseline.py: the web process's settings before
+it moved to granian). The receiver runs as production runs it, ``aftersale web``
+(granian, 2 workers x 16 threads), which the issue allows ("a receiver on another
+well-kept server stack"); a reference row serves the same empty endpoint on granian,
+so the table also shows how much of the ratio is the server's. wrk posts signed Shopify `orders/create`
 webhooks (the fixture body, ~9 KB: more than the 6 KB asked for), each a distinct
 order (its own id, body hash and HMAC) with a unique X-Shopify-Webhook-Id per request,
 as fast as it can. The empty endpoint stays up the whole run, and each receiver is
@@ -39,6 +43,7 @@ from bench.common import (
     SECRET,
     aftersale_env,
     database,
+    granian_wsgi,
     gunicorn,
     import_root,
     print_table,
@@ -46,6 +51,7 @@ from bench.common import (
     run_wrk,
     tree_cpu_seconds,
     wait_ready,
+    web_server,
 )
 
 BODY_FIXTURE = ROOT / "tests" / "fixtures" / "shopify" / "orders__create.json"
@@ -258,8 +264,7 @@ def measure_receiver(label, backend, redis_url, folder, bodies, args, empty: Tar
     pair = Target(empty.base, empty.server, folder, bodies, args.connections)  # its empty slices
     with (
         database(backend) as url,
-        gunicorn(
-            "aftersale.web:create_app()",
+        web_server(
             aftersale_env(url, redis_url, folder / tag, **extra),
             log_path=folder / f"{tag}.log",
             cwd=extra.get("PYTHONPATH", ROOT),  # the current folder comes first on sys.path
@@ -295,6 +300,39 @@ def measure_receiver(label, backend, redis_url, folder, bodies, args, empty: Tar
         else f"MISMATCH stored {stored} answered {answered}"
     )
     return [*real.row(label, pair, rate), f"{stored} stored, {real.non_2xx} non-2xx, {check}"]
+
+
+def measure_empty_on_granian(redis_url, folder, bodies, args, empty: Target) -> list:
+    """Reference row: the same empty endpoint on the receiver's server (granian).
+
+    The target compares the receiver with the empty endpoint under gunicorn; this
+    row says how much of the gap the server closes on its own, so the table shows
+    both what the target asks and what the app itself costs.
+    """
+    gconf = {"workers": args.workers, "threads": args.threads}
+    pair = Target(empty.base, empty.server, folder, bodies, args.connections)
+    with (
+        database("sqlite") as url,
+        granian_wsgi(
+            "bench.empty_app:create_app",
+            aftersale_env(url, redis_url, folder / "empty-granian"),
+            log_path=folder / "empty-granian.log",
+            **gconf,
+        ) as (base, server),
+    ):
+        reference = Target(base, server, folder, bodies, args.connections)
+        run_wrk(
+            base + "/webhooks/shopify",
+            write_script(folder, bodies, "warm-empty-granian", 2),
+            duration=2,
+            connections=args.connections,
+        )
+        slice_seconds = max(1, round(args.duration / args.rounds))
+        for index in range(args.rounds):
+            pair.load(f"empty-ref-{index}", slice_seconds)
+            reference.load(f"empty-granian-{index}", slice_seconds)
+        rate = fixed_rate(base, bodies, args.rate, args.rate_seconds)
+    return [*reference.row("empty Flask endpoint on granian (reference)", pair, rate), "-"]
 
 
 def main() -> None:
@@ -354,6 +392,7 @@ def main() -> None:
             if args.before:
                 root = import_root(args.before.resolve(), folder)
                 versions.insert(0, ("before: receiver", {"PYTHONPATH": str(root)}))
+            reference = measure_empty_on_granian(redis_url, folder, bodies, args, empty)
             for backend in backends:
                 for label, extra in versions:
                     rows.append(
@@ -368,9 +407,10 @@ def main() -> None:
                             extra,
                         )
                     )
-        rows.insert(0, [*empty.row("empty Flask endpoint", None, empty_rate), "-"])
+        rows.insert(0, [*empty.row("empty Flask endpoint (gunicorn)", None, empty_rate), "-"])
+        rows.insert(1, reference)
     print_table(
-        "Ingest: verify + durable store + hand-off to RQ, vs an empty endpoint (same gunicorn)",
+        "Ingest: verify + durable store + hand-off, vs an empty Flask endpoint under gunicorn",
         [
             "target",
             "req/s",

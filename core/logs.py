@@ -7,7 +7,7 @@ delivery or action is handled carries its ids without passing them around;
 Our own lines go straight from structlog to the stream, rendered with orjson:
 a webhook receiver logs a line per request, and routing that through the
 standard library's LogRecord and formatter cost a quarter of the receiver's
-CPU (measured, see docs/performance.md). Library logs (RQ, gunicorn,
+CPU (measured, see docs/performance.md). Library logs (RQ, granian,
 SQLAlchemy, Alembic) go through the standard library to the same stream in
 the same JSON shape.
 

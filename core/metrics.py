@@ -1,9 +1,10 @@
 """Prometheus metrics: counted where things happen, in every process.
 
-The web process serves ``/metrics`` (webhooks/metrics.py); under gunicorn,
-with several worker processes, prometheus-client's multiprocess mode adds
-up their counters (PROMETHEUS_MULTIPROC_DIR, set by aftersale/gunicorn_conf.py
-before any worker imports this). A worker or scheduler process serves its
+The web process serves ``/metrics`` (webhooks/metrics.py); with several
+worker processes, prometheus-client's multiprocess mode adds up their
+counters (PROMETHEUS_MULTIPROC_DIR, set by aftersale/web_server.py before
+any worker imports this). The web process counts only counters and
+histograms, which a dead worker's files keep counting, as they should. A worker or scheduler process serves its
 own on a port of its own (WORKER_METRICS_PORT, SCHEDULER_METRICS_PORT).
 
 What the database and Redis hold (queue depth, due actions, the oldest
@@ -69,7 +70,7 @@ def scrape(*collectors) -> bytes:
     plus ``collectors`` (read at this moment)."""
     folder = multiprocess_dir()
     if folder:
-        # deferred import: only a web process under gunicorn runs in multiprocess mode
+        # deferred import: only the web process runs in multiprocess mode
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
@@ -96,12 +97,3 @@ def serve(port: int, *collectors, addr: str = "0.0.0.0") -> None:
     for collector in collectors:
         registry.register(collector)
     start_http_server(port, addr=addr, registry=registry)
-
-
-def mark_process_dead(pid: int) -> None:
-    """gunicorn's ``child_exit``: a dead web worker's live gauges no longer count."""
-    if multiprocess_dir():
-        # deferred import: only a web process under gunicorn runs in multiprocess mode
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)

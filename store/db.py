@@ -8,7 +8,7 @@ against power loss: use PostgreSQL for that).
 
 Writers of one SQLite file also queue on an ``flock`` of ``<database>.lock``
 before they begin. SQLite's own busy handler polls with sleeps that grow to
-100 ms, so two gunicorn workers contending for the file wasted most of their
+100 ms, so two web workers contending for the file wasted most of their
 time asleep (commits of a few ms took up to half a second under load); a
 kernel lock hands over the moment the holder commits.
 """

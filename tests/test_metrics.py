@@ -165,7 +165,7 @@ metrics.WEBHOOKS.labels("shopify", "orders/paid", "stored").inc({n})
 """
 
 
-def test_web_processes_under_gunicorn_are_added_up(tmp_path):
+def test_web_processes_are_added_up(tmp_path):
     """Multiprocess mode: two processes count, a third scrapes the sum (as /metrics does)."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     for n in (2, 3):

@@ -1,6 +1,6 @@
 """``GET /metrics``: Prometheus text for the web processes, and the state of the whole system.
 
-Under gunicorn the counters of all web worker processes are added up
+The counters of all web worker processes are added up
 (multiprocess mode, see core/metrics.py); the gauges read from the database
 and Redis (store/monitoring.py) are the same whichever process answers.
 

@@ -18,9 +18,7 @@ from aftersale.core.config import mask_url
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option(
-    "--web-workers", default=2, show_default=True, type=int, help="gunicorn worker processes"
-)
+@click.option("--web-workers", default=2, show_default=True, type=int, help="web worker processes")
 @click.option(
     "--workers", "job_workers", default=1, show_default=True, type=int, help="RQ worker processes"
 )
@@ -43,7 +41,7 @@ def serve(ctx, host, port, web_workers, job_workers, no_migrate):
     _check_start(ctx)  # a setting or service the processes need is said here, once
     aftersale = [sys.executable, "-m", "aftersale", *(["--debug"] if ctx.debug else [])]
     commands = [
-        ("web", _gunicorn_command(host, port, web_workers)),
+        ("web", _web_command(host, port, web_workers)),
         *[
             (f"worker-{i + 1}", [*aftersale, "worker", *_metrics_port(config, i)])
             for i in range(job_workers)
@@ -68,20 +66,20 @@ def _metrics_port(config, index: int) -> list[str]:
     return ["--metrics-port", str(config.worker_metrics_port + index)]
 
 
-def _gunicorn_command(host: str, port: int, workers: int) -> list[str]:
-    """gunicorn with the settings the Procfile and the image use (aftersale/gunicorn_conf.py);
+def _web_command(host: str, port: int, workers: int) -> list[str]:
+    """The web process as the Procfile runs it (``aftersale web``, aftersale/web_server.py);
     only the address and the number of workers come from the command line."""
     return [
         sys.executable,
         "-m",
-        "gunicorn",
-        "-c",
-        "python:aftersale.gunicorn_conf",
-        "--bind",
-        f"{host}:{port}",
+        "aftersale",
+        "web",
+        "--host",
+        host,
+        "--port",
+        str(port),
         "--workers",
         str(workers),
-        "aftersale.web:create_app()",
     ]
 
 
@@ -116,25 +114,53 @@ def _supervise(commands: list[tuple[str, list[str]]]) -> None:
 
 
 @click.command()
-@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--host", default=None, help="default: $WEB_HOST or 0.0.0.0")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="default: $PORT or 8000")
 @click.option(
-    "--port",
-    default=lambda: int(os.environ.get("PORT", 8000)),
-    type=int,
-    help="default: $PORT or 8000",
+    "--workers",
+    default=None,
+    type=click.IntRange(min=1),
+    help="worker processes (default: $WEB_CONCURRENCY or 2)",
 )
-@click.option("--workers", default=2, show_default=True, type=int)
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(min=1),
+    help="request threads per worker (default: $WEB_THREADS or 16)",
+)
 @pass_context
-def web(ctx, host, port, workers):
-    """Run only the web receiver under gunicorn."""
-    # the settings and the database, checked here so a mistake is one line, not gunicorn's
-    # traceback of every worker; Redis may be down: deliveries wait in the database for it
+def web(ctx, host, port, workers, threads):
+    """Run only the web process: webhooks, links, the admin page and /metrics (granian)."""
+    # deferred import: each command loads only what it uses (all of them: 2.3 s)
+    from aftersale import web_server
+
+    try:
+        settings = web_server.WebSettings.from_env(
+            host=host, port=port, workers=workers, threads=threads
+        )
+    except web_server.WebSettingError as exc:
+        raise click.ClickException(str(exc)) from None
+    # the settings and the database, checked here so a mistake is one line, not a
+    # traceback from every worker; Redis may be down: deliveries wait in the database for it
     runtime = _runtime(ctx.config)
     try:
         runtime.check_services(redis=False)
     finally:
         runtime.close()
-    os.execv(sys.executable, _gunicorn_command(host, port, workers))
+    click.echo(
+        f"web on http://{settings.host}:{settings.port}"
+        f" ({settings.workers} processes x {settings.threads} threads)",
+        err=True,
+    )
+    # a fresh interpreter for the server: what this command loaded is not copied into
+    # every worker (each loads the app itself, as it would after a restart)
+    os.environ.update(
+        WEB_HOST=settings.host,
+        PORT=str(settings.port),
+        WEB_CONCURRENCY=str(settings.workers),
+        WEB_THREADS=str(settings.threads),
+    )
+    os.execv(sys.executable, [sys.executable, "-m", "aftersale.web_server"])
 
 
 @click.command()

@@ -1,6 +1,6 @@
 """Slow and idle clients cannot starve the receiver when it runs behind the shipped proxy.
 
-gunicorn (aftersale/gunicorn_conf.py, as the Procfile runs it) serves the real
+``aftersale web`` (granian, aftersale/web_server.py, as the Procfile runs it) serves the real
 receiver; nginx runs deploy/nginx.conf itself, with only its listen port,
 upstream address and file paths replaced (pid, logs and temp files under
 tmp_path). Against nginx: 300 TCP connections that send nothing, and a few
@@ -9,7 +9,7 @@ Meanwhile honest signed Shopify orders must all be answered 200, quickly, and
 nginx must close the slow clients within its own timeouts (read from the
 shipped file). Loopback only; every process started here is stopped here.
 
-Without the proxy the same load starves gunicorn (not asserted; run
+Without the proxy the slow bodies hold the app's threads (not asserted; run
 ``python -m tests.faults.test_slow_clients`` to print both measurements).
 """
 
@@ -36,7 +36,6 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_CONF = ROOT / "deploy" / "nginx.conf"
-GUNICORN_CONF = ROOT / "aftersale" / "gunicorn_conf.py"
 NGINX = shutil.which("nginx") or next(
     (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
 )
@@ -97,7 +96,7 @@ def stop_group(proc: subprocess.Popen, sig=signal.SIGTERM, grace: float = 15.0) 
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
     with suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)  # stragglers (gunicorn workers, nginx workers)
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers (web workers, nginx workers)
 
 
 def app_env(database_url: str, redis_url: str, instance: Path) -> dict:
@@ -117,22 +116,13 @@ def app_env(database_url: str, redis_url: str, instance: Path) -> dict:
 
 
 @contextmanager
-def gunicorn(env: dict, folder: Path):
-    """gunicorn with the shipped settings (aftersale/gunicorn_conf.py), bound to loopback."""
+def web_process(env: dict, folder: Path):
+    """``aftersale web`` with the shipped settings (aftersale/web_server.py), on loopback."""
     port = free_port()
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "gunicorn.log", "ab") as log:
+    with open(folder / "web.log", "ab") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                str(GUNICORN_CONF),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "aftersale.web:create_app()",
-            ],
+            [sys.executable, "-m", "aftersale", "web", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
             cwd=ROOT,
             stdout=log,
@@ -403,7 +393,7 @@ def test_slow_and_idle_clients_do_not_starve_honest_webhooks(tmp_path, sqlite_te
     hold_limit = max(header_timeout, body_timeout) + CLOSE_SLACK_S
 
     with (
-        gunicorn(app_env(database_url, redis_url, tmp_path / "instance"), tmp_path) as app_port,
+        web_process(app_env(database_url, redis_url, tmp_path / "instance"), tmp_path) as app_port,
         nginx(app_port, tmp_path / "nginx") as proxy_port,
     ):
         result = under_attack(proxy_port, request_timeout=10.0, hold_limit=hold_limit)
@@ -414,7 +404,7 @@ def test_slow_and_idle_clients_do_not_starve_honest_webhooks(tmp_path, sqlite_te
     assert honest["max_s"] < MAX_LATENCY_S, honest
     assert honest["p99_s"] < P99_LIMIT_S, honest
     # nginx closes a silent body after client_body_timeout (408), an idle connection after
-    # client_header_timeout; the declared 900 KB never reached gunicorn.
+    # client_header_timeout; the declared 900 KB never reached the app.
     assert all(t is not None and t <= body_timeout + CLOSE_SLACK_S for t in result["slow_held_s"])
     assert all(t is not None and t <= header_timeout + CLOSE_SLACK_S for t in result["idle_held_s"])
     assert count_deliveries(database_url) == HONEST_ORDERS
@@ -426,19 +416,23 @@ def test_slow_and_idle_clients_do_not_starve_honest_webhooks(tmp_path, sqlite_te
 
 
 def main() -> None:
-    """Measure the same load against gunicorn directly and through nginx; print both."""
+    """Measure the same load against the web process directly and through nginx; print both."""
     sys.path.insert(0, str(ROOT))
-    from bench.common import database, redis_server
+    from bench.common import BENCH_SECRET_KEY, database, redis_server
 
     folder = Path(os.environ.get("SLOW_CLIENTS_DIR") or "/tmp") / f"slow-clients-{os.getpid()}"
     hold_limit = float(os.environ.get("SLOW_CLIENTS_HOLD_LIMIT", "90"))
     with redis_server() as redis_url, database("sqlite") as database_url:
-        env = app_env(database_url, redis_url, folder / "instance")
-        with gunicorn(env, folder) as app_port:
+        # the bench's database holds its demo shop, its credentials sealed with the bench's key
+        env = {
+            **app_env(database_url, redis_url, folder / "instance"),
+            "SECRET_KEY": BENCH_SECRET_KEY,
+        }
+        with web_process(env, folder) as app_port:
             direct = under_attack(app_port, request_timeout=10.0, hold_limit=hold_limit)
-        print("direct gunicorn:", _report(direct), flush=True)
+        print("direct to the web process:", _report(direct), flush=True)
         if NGINX:
-            with gunicorn(env, folder) as app_port, nginx(app_port, folder / "nginx") as port:
+            with web_process(env, folder) as app_port, nginx(app_port, folder / "nginx") as port:
                 proxied = under_attack(port, request_timeout=10.0, hold_limit=hold_limit)
             print("behind nginx:   ", _report(proxied), flush=True)
     print(f"logs in {folder}")
