@@ -27,8 +27,9 @@ RETRYABLE = {408, 425, 429}
 
 def make_session(pool: int = 10) -> requests.Session:
     """A session with a connection pool, so a worker reuses TLS connections across jobs."""
-    # deferred import (here and in request()): requests costs a web worker 4 MB, and the
-    # web process makes HTTP calls only when a store is installed
+    # requests costs a web worker 4 MB, and the web process makes HTTP calls only when a
+    # store is installed (so request() below imports it too)
+    # deferred import: loaded by the first session made
     import requests
     from requests.adapters import HTTPAdapter
 
@@ -42,6 +43,7 @@ def make_session(pool: int = 10) -> requests.Session:
 
 def request(session: requests.Session, method: str, url: str, what: str, *, timeout, **kwargs):
     """Send one request; a connection problem or timeout is a TransientError."""
+    # deferred import: see make_session (already loaded by then; this only names it)
     import requests
 
     try:

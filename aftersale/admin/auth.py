@@ -43,14 +43,15 @@ class LoginLimiter:
 
     @cached_property
     def item(self):
-        # deferred import (here and below): ``limits`` costs every web worker 1.6 MB,
-        # and only a login uses it
+        # ``limits`` costs every web worker 1.6 MB, and only a login uses it
+        # deferred import: loaded by the first login attempt
         from limits import RateLimitItemPerMinute
 
         return RateLimitItemPerMinute(ATTEMPTS_PER_MINUTE)
 
     @cached_property
     def _limiter(self):
+        # deferred import: as for ``item`` above
         from limits.storage import RedisStorage
         from limits.strategies import MovingWindowRateLimiter
 
