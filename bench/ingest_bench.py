@@ -237,6 +237,22 @@ class Target:
         self.p50.append(result["p50_ms"])
         self.p99.append(result["p99_ms"])
 
+    def warm(self, tag: str) -> None:
+        """Two seconds of load nobody counts: connections, pools and caches filled."""
+        run_wrk(
+            self.base + "/webhooks/shopify",
+            write_script(self.folder, self.bodies, f"warm-{tag}", 2),
+            duration=2,
+            connections=self.connections,
+        )
+
+    def add(self, other: Target) -> None:
+        """Count ``other``'s slices as this target's own (the empty endpoint's paired slices)."""
+        for name in ("requests", "non_2xx", "seconds", "cpu"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.p50 += other.p50
+        self.p99 += other.p99
+
     def row(self, label: str, baseline: Target | None, rate: dict) -> list:
         """rps, the slices' median p50 and worst p99, ratio to ``baseline``, CPU per request."""
         rps = self.requests / self.seconds
@@ -253,15 +269,25 @@ class Target:
         ]
 
 
+def alternate(empty: Target, target: Target, tag: str, args) -> Target:
+    """``target`` loaded in --rounds slices alternating with the empty endpoint (both servers
+    up), so a ratio compares the two under the same background load of a shared machine;
+    the empty endpoint's slices beside them."""
+    pair = Target(empty.base, empty.server, target.folder, target.bodies, args.connections)
+    slice_seconds = max(1, round(args.duration / args.rounds))
+    for index in range(args.rounds):
+        pair.load(f"empty-{tag}-{index}", slice_seconds)
+        target.load(f"{tag}-{index}", slice_seconds)
+    return pair
+
+
 def measure_receiver(label, backend, redis_url, folder, bodies, args, empty: Target, extra):
     """One table row: the receiver on a fresh ``backend`` database, then at --rate.
 
-    Loaded in --rounds slices alternating with the empty endpoint (both servers up),
-    so the ratio compares the two under the same background load of a shared machine.
+    Loaded in slices alternating with the empty endpoint (``alternate``).
     """
     gconf = {"workers": args.workers, "threads": args.threads}
     tag = f"{backend}-{len(list(folder.glob('*.log')))}"
-    pair = Target(empty.base, empty.server, folder, bodies, args.connections)  # its empty slices
     with (
         database(backend) as url,
         web_server(
@@ -273,25 +299,14 @@ def measure_receiver(label, backend, redis_url, folder, bodies, args, empty: Tar
     ):
         wait_ready(base)
         real = Target(base, server, folder, bodies, args.connections)
-        run_wrk(
-            base + "/webhooks/shopify",
-            write_script(folder, bodies, f"warm-{tag}", 2),
-            duration=2,
-            connections=args.connections,
-        )
+        real.warm(tag)
         time.sleep(1)  # the warm-up's last requests are committed before counting
         before = count_deliveries(url)
-        slice_seconds = max(1, round(args.duration / args.rounds))
-        for index in range(args.rounds):
-            pair.load(f"empty-{tag}-{index}", slice_seconds)
-            real.load(f"{tag}-{index}", slice_seconds)
+        pair = alternate(empty, real, tag, args)
         time.sleep(1)
         stored = count_deliveries(url) - before
         rate = fixed_rate(base, bodies, args.rate, args.rate_seconds)
-    for name in ("requests", "non_2xx", "seconds", "cpu"):
-        setattr(empty, name, getattr(empty, name) + getattr(pair, name))
-    empty.p50 += pair.p50
-    empty.p99 += pair.p99
+    empty.add(pair)
     answered = real.requests - real.non_2xx
     # wrk stops counting with requests still in flight: those are stored but not counted
     check = (
@@ -310,7 +325,6 @@ def measure_empty_on_granian(redis_url, folder, bodies, args, empty: Target) -> 
     both what the target asks and what the app itself costs.
     """
     gconf = {"workers": args.workers, "threads": args.threads}
-    pair = Target(empty.base, empty.server, folder, bodies, args.connections)
     with (
         database("sqlite") as url,
         granian_wsgi(
@@ -321,16 +335,8 @@ def measure_empty_on_granian(redis_url, folder, bodies, args, empty: Target) -> 
         ) as (base, server),
     ):
         reference = Target(base, server, folder, bodies, args.connections)
-        run_wrk(
-            base + "/webhooks/shopify",
-            write_script(folder, bodies, "warm-empty-granian", 2),
-            duration=2,
-            connections=args.connections,
-        )
-        slice_seconds = max(1, round(args.duration / args.rounds))
-        for index in range(args.rounds):
-            pair.load(f"empty-ref-{index}", slice_seconds)
-            reference.load(f"empty-granian-{index}", slice_seconds)
+        reference.warm("empty-granian")
+        pair = alternate(empty, reference, "empty-granian", args)
         rate = fixed_rate(base, bodies, args.rate, args.rate_seconds)
     return [*reference.row("empty Flask endpoint on granian (reference)", pair, rate), "-"]
 
@@ -380,13 +386,8 @@ def main() -> None:
                 **gconf,
             ) as (base, server),
         ):
-            run_wrk(
-                base + "/webhooks/shopify",
-                write_script(folder, bodies, "warm", 2),
-                duration=2,
-                connections=args.connections,
-            )
             empty = Target(base, server, folder, bodies, args.connections)
+            empty.warm("empty")
             empty_rate = fixed_rate(base, bodies, args.rate, args.rate_seconds)
             versions = [("aftersale receiver", {})]
             if args.before:
