@@ -140,8 +140,10 @@ def _settings(values: dict) -> Settings:
     quiet = values.pop("quiet_hours")
     cap = values.pop("frequency_cap")
     woocommerce = values.pop("woocommerce")
+    names = values.pop("shop_name_by_language")
     return Settings(
         **values,
+        shop_name_by_language={k.replace("_", "-").lower(): v for k, v in names.items()},
         platforms={"woocommerce": woocommerce} if woocommerce else {},
         quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
         frequency_cap=(cap["max"], cap["per"]) if cap else None,

@@ -92,6 +92,9 @@ class Settings:
     default_locale: str = "en"
     timezone: str = "UTC"
     shop_name: str | None = None
+    #: language -> the shop's name as written in it (``sr-cyrl: Удобни дом``), for messages in
+    #: that language; keys normalized (lower case, "-"); other languages use ``shop_name``
+    shop_name_by_language: dict = field(default_factory=dict)
     #: links and product facts for messages
     storefront: Storefront = field(default_factory=Storefront)
     #: (start, end) local times in ``timezone`` when no message goes out, e.g. 21:00-08:00

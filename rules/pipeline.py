@@ -309,12 +309,15 @@ def template_context(
     to: str | None = "auto",
     order_now: dict | None = None,
     digest: list | None = None,
+    shop_names: dict | None = None,
 ) -> dict:
     """What templates see, built one way for a real send, a preview and ``rules test``.
 
     ``timezone`` is the shop's: dates in messages are the shop's dates. ``recipient``
     is the email address the mail goes to (rules/recipients.py), read from the order as
     it is now (``order_now``) when known; ``digest`` lists the events a digest folded.
+    ``shop_names`` (settings' ``shop_name_by_language``) are the shop's name as written in
+    some languages; the renderer puts the one of the message's language in ``shop.name``.
     """
     context = event.context()
     context.pop("recommendations", None)  # a judged count; templates call recommendations(n)
@@ -326,6 +329,7 @@ def template_context(
         "domain": shop_domain,
         "name": shop_name or shop_domain,
         "logo_url": logo_url,  # settings.yaml logo_url
+        "names": dict(shop_names or {}),
     }
     context["action"] = {"id": action_id, "rule": rule}
     context["steps"] = steps or {}

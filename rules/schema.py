@@ -28,6 +28,9 @@ from aftersale.rules.repurchase import REPURCHASE_DUE, repurchase_wait
 from aftersale.rules.settings import CONSENT_BASES, WooCommerceSchema
 
 RULE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: a language tag as settings take it: ``ru``, ``sr-Cyrl``, ``pt_BR``
+LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z]{2,4})?$"
+LOCALE_ERROR = "a language code such as en, ru, sr-cyrl or pt-br"
 
 
 class Duration(fields.Field):
@@ -255,10 +258,16 @@ class SettingsSchema(StrictSchema):
     sender = fields.String(load_default=None)
     reply_to = fields.String(load_default=None)
     default_locale = fields.String(
-        load_default="en", validate=validate.Regexp(r"^[a-z]{2,3}([-_][A-Za-z]{2,4})?$")
+        load_default="en", validate=validate.Regexp(LOCALE, error=LOCALE_ERROR)
     )
     timezone = TimeZone(load_default="UTC")
     shop_name = fields.String(load_default=None)
+    #: the shop's name as written in a language (its script, its customers' spelling)
+    shop_name_by_language = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(LOCALE, error=LOCALE_ERROR)),
+        values=fields.String(validate=validate.Length(min=1, max=200)),
+        load_default=dict,
+    )
     storefront = fields.Nested(StorefrontSchema, load_default=lambda: StorefrontSchema().load({}))
     quiet_hours = fields.Nested(QuietHoursSchema, load_default=None)
     frequency_cap = fields.Nested(FrequencyCapSchema, load_default=None)

@@ -128,6 +128,7 @@ def _template_context(action, event: Event, shop, settings, kept, steps: dict) -
         event,
         shop_domain=shop.domain,
         shop_name=settings.shop_name,
+        shop_names=settings.shop_name_by_language,
         customer=kept.customer,
         action_id=action.id,
         rule=action.rule,

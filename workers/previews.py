@@ -88,13 +88,18 @@ def events_from_file(
 
 
 def template_context(
-    event: Event, shop_name: str, rule: str = "preview", timezone: str = "UTC"
+    event: Event,
+    shop_name: str,
+    rule: str = "preview",
+    timezone: str = "UTC",
+    shop_names: dict | None = None,
 ) -> dict:
     """What a worker gives templates for this event (see workers/actions.py)."""
     return pipeline.template_context(
         event,
         shop_domain=event.shop,
         shop_name=shop_name,
+        shop_names=shop_names,
         customer=dict(event.customer or {}),
         rule=rule,
         timezone=timezone,

@@ -134,6 +134,7 @@ class Renderer:
         language = locale or BASE_LOCALE
         ctx = complete_context(context)
         ctx["locale"] = language
+        ctx["shop"] = shop_in_language(ctx.get("shop"), language)
         ctx["message"] = {"marketing": False, "template": name}
         ctx["preferences_url"] = ""  # the preference centre, in marketing mail only
         if links is not None:
@@ -309,6 +310,19 @@ def locale_candidates(*locales: str | None) -> list[str]:
             if candidate not in found:
                 found.append(candidate)
     return found
+
+
+def shop_in_language(shop: dict | None, language: str) -> dict | None:
+    """``shop`` with ``name`` as the shop writes it in ``language`` (``sr-latn``, then ``sr``),
+    from settings' ``shop_name_by_language``: a store named in Latin script that also mails
+    in Russian or Serbian Cyrillic names itself in that script there."""
+    names = (shop or {}).get("names")
+    if not names:
+        return shop
+    for candidate in locale_candidates(language):
+        if candidate in names:
+            return {**shop, "name": names[candidate]}
+    return shop
 
 
 def message_locales(context: dict, shop_default: str | None) -> list[str]:

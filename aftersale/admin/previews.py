@@ -65,6 +65,7 @@ def action_preview(runtime, action_id: int) -> tuple[object, Rendered]:
         event,
         shop_domain=shop.domain,
         shop_name=settings.shop_name,
+        shop_names=settings.shop_name_by_language,
         customer=customer,
         action_id=action.id,
         rule=action.rule,

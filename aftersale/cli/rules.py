@@ -214,7 +214,11 @@ def _subject_renderer(runtime, ruleset):
 
     def render(planned, event):
         context = template_context(
-            event, settings.shop_name or event.shop, planned.rule.name, settings.timezone
+            event,
+            settings.shop_name or event.shop,
+            planned.rule.name,
+            settings.timezone,
+            shop_names=settings.shop_name_by_language,
         )
         links = MessageLinks.sample(
             runtime.link_signer,
