@@ -39,12 +39,38 @@ _INLINER = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=F
 def compose_email(
     runtime, ctx: ActionContext, rendered: Rendered, recipient: str, links=None
 ) -> OutgoingEmail:
-    settings = ctx.settings
     action = ctx.action
+    return build_email(
+        runtime,
+        ctx.settings,
+        rendered,
+        recipient,
+        links,
+        rule=action.rule,
+        category=action.category,
+        message_key=f"action-{action.id}.{action.shop_id}",
+        reply_to=action.params.get("reply_to"),
+    )
+
+
+def build_email(
+    runtime,
+    settings,
+    rendered: Rendered,
+    recipient: str,
+    links,
+    *,
+    rule: str,
+    category: str,
+    message_key: str,
+    reply_to: str | None = None,
+) -> OutgoingEmail:
+    """The message as sent, for an action or a preview (``aftersale templates preview``):
+    ``message_key`` is the Message-ID's left side, unique per action."""
     sender = settings.sender or runtime.config.mail_from
     domain = parseaddr(sender)[1].rpartition("@")[2] or "aftersale.local"
-    headers = {"X-Aftersale-Rule": action.rule}
-    if action.category == "marketing" and links is not None:
+    headers = {"X-Aftersale-Rule": rule}
+    if category == "marketing" and links is not None:
         headers.update(unsubscribe_headers(links, settings.storefront.unsubscribe_email))
     headers["Content-Language"] = rendered.locale
     return OutgoingEmail(
@@ -53,9 +79,9 @@ def compose_email(
         subject=rendered.subject,
         text=rendered.text,
         html=inline_css(rendered.html) if rendered.html else None,
-        message_id=f"<action-{action.id}.{action.shop_id}@{domain}>",
+        message_id=f"<{message_key}@{domain}>",
         date=runtime.clock.now(),
-        reply_to=action.params.get("reply_to") or settings.reply_to,
+        reply_to=reply_to or settings.reply_to,
         headers=headers,
         dkim=settings.dkim or runtime.config.dkim,
     )
