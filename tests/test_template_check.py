@@ -163,3 +163,21 @@ def test_templates_preview_renders_a_real_payload_and_writes_html(
 
     missing = cli_runner.invoke(build(), [*args[:2], "no_such_template", *args[3:]])
     assert missing.exit_code == 1 and "not found" in missing.output
+
+
+def test_templates_preview_names_the_events_when_the_first_one_does_not_fit(
+    cli_runner, tmp_path, monkeypatch
+):
+    from tests.helpers import fixture_path
+
+    monkeypatch.setenv("INSTANCE_PATH", str(tmp_path / "instance"))
+    payload = fixture_path("woocommerce", "order.updated__completed_with_tracking")
+    args = ["templates", "preview", "shipping_update", "--platform", "woocommerce"]
+    args += ["--event", str(payload), "--topic", "order.updated", "--out", str(tmp_path)]
+    result = cli_runner.invoke(build(), args)
+    assert result.exit_code == 1
+    assert "'fulfillment' is undefined" in result.output
+    assert "this payload makes order.paid, fulfillment.created, order.fulfilled" in result.output
+    assert "pick with --kind" in result.output
+    chosen = cli_runner.invoke(build(), [*args, "--kind", "fulfillment.created"])
+    assert chosen.exit_code == 0, chosen.output

@@ -145,7 +145,11 @@ def preview(
     try:
         rendered = Renderer(runtime.template_dirs).render(name, context, locales, links)
     except TemplateProblem as exc:
-        raise click.ClickException(str(exc)) from exc
+        message = str(exc)
+        if kind is None and len(events) > 1:
+            made = ", ".join(e.kind for e in events)
+            message += f" (rendered for {event.kind}; this payload makes {made}: pick with --kind)"
+        raise click.ClickException(message) from exc
     console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
     console.print(f"[bold]{name}[/bold] for {event.kind} in [bold]{rendered.locale}[/bold]")
     console.print(f"Subject: {rendered.subject}\n")
