@@ -72,6 +72,19 @@ def locale_key(name: str) -> str:
     return name.replace("_", "-").lower()
 
 
+def for_language(values: dict, language: str | None):
+    """The entry of ``values`` (keyed by :func:`locale_key`) for ``language``: ``sr-latn-rs``,
+    then ``sr-latn``, then ``sr``; None when none is there."""
+    if not values or not language:
+        return None
+    parts = locale_key(language).split("-")
+    for n in range(len(parts), 0, -1):
+        found = values.get("-".join(parts[:n]))
+        if found is not None:
+            return found
+    return None
+
+
 def shop_folder(folder: Path, shop: str | None) -> Path | None:
     """The shop's override folder inside a template folder, when the domain is a safe name."""
     if not shop or not SHOP_NAME.match(shop.lower()):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from marshmallow import ValidationError
 
+from aftersale.core.catalogs import locale_key
 from aftersale.core.dkim import DkimKey, DkimKeyError, load_key
 from aftersale.rules.compiler import ConditionErrors, check_field_path, compile_condition
 from aftersale.rules.errors import Invalid, RuleError, RulesInvalid, format_path, suggest
@@ -143,7 +144,7 @@ def _settings(values: dict) -> Settings:
     names = values.pop("shop_name_by_language")
     return Settings(
         **values,
-        shop_name_by_language={k.replace("_", "-").lower(): v for k, v in names.items()},
+        shop_name_by_language={locale_key(k): v for k, v in names.items()},
         platforms={"woocommerce": woocommerce} if woocommerce else {},
         quiet_hours=(quiet["start"], quiet["end"]) if quiet else None,
         frequency_cap=(cap["max"], cap["per"]) if cap else None,

@@ -8,6 +8,7 @@ the rule's ``cancel_on``. Headers: List-Unsubscribe on marketing mail only.
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 from datetime import timedelta
@@ -28,6 +29,7 @@ sender: "Kafeterija <prodavnica@example.com>"
 reply_to: podrska@example.com
 default_locale: en
 shop_name: Kafeterija
+shop_name_by_language: {ru: Кафетерия}  # its Russian customers read the name in Cyrillic
 storefront:
   url: https://kafeterija.example
   unsubscribe_email: odjava@example.com
@@ -281,3 +283,20 @@ def test_rotating_a_shops_link_key_keeps_the_last_generation_working(
     assert shop.web.get(path_of(url)).status_code == 400  # rotated twice: revoked
     missing = cli_runner.invoke(build(), ["links", "rotate-key", "--shop", "x"], obj=context)
     assert missing.exit_code == 1 and "no shop" in missing.output
+
+
+def test_the_shops_russian_name_in_russian_mail_and_on_the_pages_it_links_to(shop, smtp_server):
+    body = json.dumps({**ORDER, "customer_locale": "ru"}).encode()
+    assert post_shopify(shop.web, "orders/create", body, SHOPIFY_SECRET).status_code == 200
+    shop.work()
+    mail = by_rule(smtp_server, "welcome-offer")
+    assert mail["Content-Language"] == "ru"
+    for part in ("plain", "html"):
+        content = mail.get_body((part,)).get_content()
+        assert "Кафетерия" in content and "Kafeterija" not in content
+    page = shop.web.get(path_of(mail["List-Unsubscribe"].split(",")[0].strip(" <>")))
+    assert page.status_code == 200
+    assert "Кафетерия" in page.text and "Kafeterija" not in page.text
+    preferences = re.search(r"https?://\S+/p/[\w.-]+", mail.get_body(("plain",)).get_content())
+    centre = shop.web.get(path_of(preferences.group(0)))
+    assert centre.status_code == 200 and "Кафетерия" in centre.text

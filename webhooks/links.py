@@ -24,6 +24,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, redirect, request
 
 from aftersale.core import logs
+from aftersale.core.catalogs import for_language
 from aftersale.core.events import Event
 from aftersale.core.links import LinkClaims, LinkInvalid, key_version
 from aftersale.rules import pipeline
@@ -73,11 +74,13 @@ def unsubscribe_page(token: str):
     claims, shop = verified_link("unsubscribe", token)
     address = _recipient(claims)
     if address is None:
-        return page("unknown_address", claims.locale, shop=shop_display_name(shop)), 400
+        return page(
+            "unknown_address", claims.locale, shop=shop_display_name(shop, claims.locale)
+        ), 400
     return page(
         "confirm",
         claims.locale,
-        shop=shop_display_name(shop),
+        shop=shop_display_name(shop, claims.locale),
         email=logs.mask_email(address),
         action=request.path,
     )
@@ -89,9 +92,16 @@ def unsubscribe(token: str):
     claims, shop = verified_link("unsubscribe", token)
     address = _recipient(claims)
     if address is None:
-        return page("unknown_address", claims.locale, shop=shop_display_name(shop)), 400
+        return page(
+            "unknown_address", claims.locale, shop=shop_display_name(shop, claims.locale)
+        ), 400
     unsubscribe_address(current_app.extensions["aftersale"], claims, shop, address, "link")
-    return page("done", claims.locale, shop=shop_display_name(shop), email=logs.mask_email(address))
+    return page(
+        "done",
+        claims.locale,
+        shop=shop_display_name(shop, claims.locale),
+        email=logs.mask_email(address),
+    )
 
 
 def unsubscribe_address(runtime, claims: LinkClaims, shop, address: str, via: str) -> bool:
@@ -242,8 +252,10 @@ def _hand_off(runtime, queued: list[int]) -> None:
     hand_off_actions(runtime, queued)
 
 
-def shop_display_name(shop) -> str:
-    """The name a customer's page shows: the platform's, else the rules' shop_name, else the
-    domain (the preference centre uses it too)."""
+def shop_display_name(shop, locale: str | None = None) -> str:
+    """The name a customer's page shows, as the mail it came from wrote it: the rules'
+    shop_name_by_language for the page's language, else the platform's name, the rules'
+    shop_name, the domain (the preference centre uses it too)."""
     settings = current_app.extensions["aftersale"].rules.settings_for(shop.domain)
-    return shop.name or settings.shop_name or shop.domain
+    named = for_language(settings.shop_name_by_language, locale)
+    return named or shop.name or settings.shop_name or shop.domain

@@ -66,7 +66,7 @@ def save(token: str):
     action = _action(claims)
     if action is None or not action.recipient:
         return (
-            page("unknown_address", claims.locale, shop=shop_display_name(shop)),
+            page("unknown_address", claims.locale, shop=shop_display_name(shop, claims.locale)),
             400,
             SECURITY_HEADERS,
         )
@@ -106,7 +106,7 @@ def _answer(token: str, *, saved: bool):
     action = _action(claims)
     if action is None or not action.recipient:
         return (
-            page("unknown_address", claims.locale, shop=shop_display_name(shop)),
+            page("unknown_address", claims.locale, shop=shop_display_name(shop, claims.locale)),
             400,
             SECURITY_HEADERS,
         )
@@ -125,7 +125,7 @@ def _answer(token: str, *, saved: bool):
         muted = preference_store.muted(conn, shop.id, action.customer_ref)
     html = preference_page.render(
         claims.locale,
-        shop=shop_display_name(shop),
+        shop=shop_display_name(shop, claims.locale),
         email=logs.mask_email(action.recipient),
         action=request.path,
         shown=_shown(runtime, shop, muted) if action.customer_ref else [],
@@ -141,7 +141,7 @@ def _unsubscribe_all(runtime, claims, shop, action):
     unsubscribe_address(runtime, claims, shop, action.recipient, "preferences")
     masked = logs.mask_email(action.recipient)
     return (
-        page("done", claims.locale, shop=shop_display_name(shop), email=masked),
+        page("done", claims.locale, shop=shop_display_name(shop, claims.locale), email=masked),
         200,
         SECURITY_HEADERS,
     )

@@ -37,6 +37,7 @@ from jinja2.ext import GETTEXT_FUNCTIONS, extract_from_ast
 from jinja2.sandbox import SandboxedEnvironment
 
 from aftersale.core import logs
+from aftersale.core.catalogs import for_language
 from aftersale.core.events import FIELDS
 from aftersale.workers import catalogs
 from aftersale.workers.template_env import make_environment
@@ -316,13 +317,8 @@ def shop_in_language(shop: dict | None, language: str) -> dict | None:
     """``shop`` with ``name`` as the shop writes it in ``language`` (``sr-latn``, then ``sr``),
     from settings' ``shop_name_by_language``: a store named in Latin script that also mails
     in Russian or Serbian Cyrillic names itself in that script there."""
-    names = (shop or {}).get("names")
-    if not names:
-        return shop
-    for candidate in locale_candidates(language):
-        if candidate in names:
-            return {**shop, "name": names[candidate]}
-    return shop
+    name = for_language((shop or {}).get("names"), language)
+    return {**shop, "name": name} if name else shop
 
 
 def message_locales(context: dict, shop_default: str | None) -> list[str]:
