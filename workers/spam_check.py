@@ -35,7 +35,11 @@ _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 MIXED_ES_LATIN_E = 20
 
 
-class SpamAssassinMissing(RuntimeError):
+class SpamCheckFailed(RuntimeError):
+    """SpamAssassin could not score the message; the message says why."""
+
+
+class SpamAssassinMissing(SpamCheckFailed):
     """``spamassassin`` is not on PATH."""
 
 
@@ -73,18 +77,25 @@ def score(raw: bytes, timeout: float = 120) -> SpamReport:
 
     Raises:
         SpamAssassinMissing: it is not installed (Debian: ``apt-get install spamassassin``).
+        SpamCheckFailed: it failed or took longer than ``timeout`` seconds.
     """
     if not installed():
         raise SpamAssassinMissing(
             "spamassassin is not installed; on Debian or Ubuntu: apt-get install spamassassin"
         )
-    checked = subprocess.run(
-        [SPAMASSASSIN, "-L", "-t"], input=raw, capture_output=True, timeout=timeout, check=True
-    ).stdout
+    try:
+        checked = subprocess.run(
+            [SPAMASSASSIN, "-L", "-t"], input=raw, capture_output=True, timeout=timeout, check=True
+        ).stdout
+    except subprocess.CalledProcessError as exc:
+        stderr = exc.stderr.decode("utf-8", "replace").strip()[-500:]
+        raise SpamCheckFailed(f"spamassassin exited {exc.returncode}: {stderr}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise SpamCheckFailed(f"spamassassin took longer than {timeout:g} s") from exc
     head = checked.split(b"\n\n", 1)[0].replace(b"\n\t", b" ")
     found = _STATUS.search(head)
     if found is None:
-        raise RuntimeError(f"spamassassin gave no X-Spam-Status: {head[:300]!r}")
+        raise SpamCheckFailed(f"spamassassin gave no X-Spam-Status: {head[:300]!r}")
     version = _VERSION.search(head)
     return SpamReport(
         score=float(found.group(1)),

@@ -183,7 +183,7 @@ def _print_score(console, runtime, settings, rendered, links, recipient, name, c
     )
     try:
         report = spam_check.score(email.as_bytes())
-    except spam_check.SpamAssassinMissing as exc:
+    except spam_check.SpamCheckFailed as exc:
         raise click.ClickException(str(exc)) from exc
     verdict = "goal met" if report.score <= 0 else "above the goal of 0; 5.0 is spam"
     console.print(
