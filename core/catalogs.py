@@ -72,17 +72,29 @@ def locale_key(name: str) -> str:
     return name.replace("_", "-").lower()
 
 
+def locale_candidates(*locales: str | None) -> list[str]:
+    """``"sr-Latn-RS", "en"`` -> ``["sr-latn-rs", "sr-latn", "sr", "en"]``: most specific first.
+
+    How a language is looked up everywhere: the renderer's catalogs, the pages' catalogs,
+    a shop's name per language."""
+    found: list[str] = []
+    for locale in locales:
+        if not locale:
+            continue
+        parts = locale_key(locale).split("-")
+        for n in range(len(parts), 0, -1):
+            candidate = "-".join(parts[:n])
+            if candidate not in found:
+                found.append(candidate)
+    return found
+
+
 def for_language(values: dict, language: str | None):
     """The entry of ``values`` (keyed by :func:`locale_key`) for ``language``: ``sr-latn-rs``,
     then ``sr-latn``, then ``sr``; None when none is there."""
-    if not values or not language:
+    if not values:
         return None
-    parts = locale_key(language).split("-")
-    for n in range(len(parts), 0, -1):
-        found = values.get("-".join(parts[:n]))
-        if found is not None:
-            return found
-    return None
+    return next((values[c] for c in locale_candidates(language) if c in values), None)
 
 
 def shop_folder(folder: Path, shop: str | None) -> Path | None:

@@ -68,11 +68,9 @@ def page_locale(asked: str | None, accept_languages=None) -> str:
     """The token's language if we have it (``sr-Latn-RS``, then ``sr-latn``, then ``sr``),
     else the browser's best match, else English."""
     known = languages()
-    if asked:
-        parts = catalogs.locale_key(asked).split("-")
-        for size in range(len(parts), 0, -1):
-            if (candidate := "-".join(parts[:size])) in known:
-                return candidate
+    for candidate in catalogs.locale_candidates(asked):
+        if candidate in known:
+            return candidate
     if accept_languages:
         return accept_languages.best_match(known) or ENGLISH
     return ENGLISH

@@ -37,7 +37,7 @@ from jinja2.ext import GETTEXT_FUNCTIONS, extract_from_ast
 from jinja2.sandbox import SandboxedEnvironment
 
 from aftersale.core import logs
-from aftersale.core.catalogs import for_language
+from aftersale.core.catalogs import for_language, locale_candidates
 from aftersale.core.events import FIELDS
 from aftersale.workers import catalogs
 from aftersale.workers.template_env import make_environment
@@ -297,20 +297,6 @@ def _msgid(func: str, message) -> tuple | None:
     if func in ("ngettext", "npgettext") and len(parts) >= 2:
         return (context, tuple(parts[:2]))
     return (context, parts[0]) if parts else None
-
-
-def locale_candidates(*locales: str | None) -> list[str]:
-    """``"sr-Latn-RS", "en"`` -> ``["sr-latn-rs", "sr-latn", "sr", "en"]``: most specific first."""
-    found: list[str] = []
-    for locale in locales:
-        if not locale:
-            continue
-        parts = locale.replace("_", "-").lower().split("-")
-        for n in range(len(parts), 0, -1):
-            candidate = "-".join(parts[:n])
-            if candidate not in found:
-                found.append(candidate)
-    return found
 
 
 def shop_in_language(shop: dict | None, language: str) -> dict | None:
